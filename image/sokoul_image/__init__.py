@@ -1,0 +1,1 @@
+"""Image builder for the SOKOUL appliance: rootfs, customize, disk, outputs, QEMU boot check."""

@@ -1,0 +1,197 @@
+"""Stage 3: turn the cached Debian base into the appliance's root filesystem (in a work folder).
+
+Copies the overlay, the supervisor, first boot, units and netplan defaults; writes the board's
+grub.cfg; builds GRUB's removable-path EFI binary inside the arm64 rootfs (qemu-user via
+binfmt_misc); strips per-machine identity (machine-id, SSH host keys) so first boot makes new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .profile import BoardProfile
+from .runner import BuildError, Runner
+
+# Embedded in BOOTAA64.EFI: find the root filesystem by label and hand over to its grub.cfg.
+# `prefix` stays as grub-mkstandalone set it: the modules live in the EFI binary's memdisk.
+EMBEDDED_GRUB_CFG = """\
+insmod part_gpt
+insmod ext2
+search --no-floppy --label sokoul-root --set=root
+configfile ($root)/boot/grub/grub.cfg
+"""
+
+UNITS_ENABLED = (
+    "sokoul-first-boot.service",
+    "sokoul-supervisor.service",
+    "systemd-networkd.service",
+    "systemd-resolved.service",
+    "systemd-timesyncd.service",
+    "ssh.service",
+    "avahi-daemon.service",
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    board: str
+    version: str
+    commit: str
+    build_time: str
+    source_date_epoch: int
+
+
+def grub_cfg(profile: BoardProfile) -> str:
+    cmdline = profile.cmdline
+    return f"""\
+# SOKOUL appliance boot menu for {profile.name} (written by the image build).
+# /boot/vmlinuz and /boot/initrd.img always point at the newest kernel, the .old links at the
+# previous one, so kernel updates need no regeneration of this file.
+set default=0
+set timeout=3
+set timeout_style=menu
+
+menuentry "SOKOUL appliance" {{
+    insmod gzio
+    linux /boot/vmlinuz {cmdline}
+    initrd /boot/initrd.img
+}}
+
+menuentry "SOKOUL appliance (previous kernel)" {{
+    insmod gzio
+    linux /boot/vmlinuz.old {cmdline}
+    initrd /boot/initrd.img.old
+}}
+"""
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy ``src`` into ``dst`` as root-owned files, skipping Python caches."""
+    for path in sorted(src.rglob("*")):
+        if "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            shutil.copy2(path, target, follow_symlinks=False)
+            os.lchown(target, 0, 0)
+
+
+def install_appliance(repo: Path, rootfs: Path, profile: BoardProfile, release: Release) -> None:
+    """Everything of ours that goes into the rootfs, as plain file operations."""
+    _copy_tree(repo / "overlay", rootfs)
+    lib = rootfs / "usr/lib/sokoul"
+    _copy_tree(repo / "sokoul_appliance", lib / "python/sokoul_appliance")
+    _copy_tree(repo / "first_boot", lib / "first-boot")
+    _copy_tree(repo / "hw", rootfs / "usr/share/sokoul/hw")
+    units = rootfs / "usr/lib/systemd/system"
+    for unit in sorted(
+        [
+            *(repo / "systemd").glob("*.service"),
+            *(repo / "systemd").glob("*.slice"),
+            *(repo / "first_boot").glob("*.service"),
+        ]
+    ):
+        shutil.copy2(unit, units / unit.name)
+    netplan = rootfs / "etc/netplan"
+    netplan.mkdir(parents=True, exist_ok=True)
+    for yaml in sorted((repo / "netplan").glob("*.yaml")):
+        shutil.copy2(yaml, netplan / yaml.name)
+        (netplan / yaml.name).chmod(0o600)  # netplan refuses to trust world-readable files
+    docs = rootfs / "usr/share/doc/sokoul"
+    docs.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(repo / "README.md", docs / "README.md")
+    if (repo / "docs/first-boot.md").exists():
+        shutil.copy2(repo / "docs/first-boot.md", docs / "first-boot.md")
+
+    etc = rootfs / "etc"
+    (etc / "sokoul").mkdir(parents=True, exist_ok=True)
+    (etc / "sokoul/board").write_text(f"{profile.name}\n")
+    (etc / "sokoul/release.json").write_text(
+        json.dumps(release.__dict__, indent=2, sort_keys=True) + "\n"
+    )
+
+    # Per-machine identity is made at first boot, never shipped.
+    (etc / "machine-id").write_text("uninitialized\n")
+    dbus_id = rootfs / "var/lib/dbus/machine-id"
+    if dbus_id.exists() or dbus_id.is_symlink():
+        dbus_id.unlink()
+    dbus_id.parent.mkdir(parents=True, exist_ok=True)
+    dbus_id.symlink_to("/etc/machine-id")
+    for key in (etc / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    resolv = etc / "resolv.conf"
+    if resolv.exists() or resolv.is_symlink():
+        resolv.unlink()
+    resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
+
+    grub_dir = rootfs / "boot/grub"
+    grub_dir.mkdir(parents=True, exist_ok=True)
+    (grub_dir / "grub.cfg").write_text(grub_cfg(profile))
+    (rootfs / "boot/efi").mkdir(parents=True, exist_ok=True)
+
+
+def check_kernel_links(rootfs: Path) -> None:
+    for name in ("vmlinuz", "initrd.img"):
+        link = rootfs / "boot" / name
+        if not link.is_symlink() or not (rootfs / "boot" / link.readlink().name).exists():
+            raise BuildError(f"/boot/{name} is not a symlink to an installed kernel file")
+
+
+def customize(
+    repo: Path, base_tar: Path, rootfs: Path, profile: BoardProfile, release: Release, run: Runner
+) -> Path:
+    """Build the appliance rootfs in ``rootfs``; returns the path of the GRUB EFI binary."""
+    if rootfs.exists():
+        shutil.rmtree(rootfs)
+    rootfs.mkdir(parents=True)
+    run.say("customize: unpacking base rootfs")
+    run.run(
+        [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xpf",
+            base_tar,
+            "-C",
+            rootfs,
+        ],
+        log="customize",
+    )
+    check_kernel_links(rootfs)
+    run.say("customize: installing supervisor, first boot, units, overlay, netplan")
+    install_appliance(repo, rootfs, profile, release)
+    run.run(["systemctl", f"--root={rootfs}", "enable", *UNITS_ENABLED], log="customize")
+    run.say("customize: byte-compiling the supervisor for the image's Python")
+    run.run(
+        ["chroot", rootfs, "python3", "-m", "compileall", "-q", "/usr/lib/sokoul"], log="customize"
+    )
+    run.say("customize: building GRUB EFI binary (removable path, embedded search by label)")
+    (rootfs / "tmp/sokoul-grub-embed.cfg").write_text(EMBEDDED_GRUB_CFG)
+    run.run(
+        [
+            "chroot",
+            rootfs,
+            "grub-mkstandalone",
+            "-O",
+            "arm64-efi",
+            "-o",
+            "/tmp/BOOTAA64.EFI",
+            "--modules=part_gpt ext2 search configfile",
+            "boot/grub/grub.cfg=/tmp/sokoul-grub-embed.cfg",
+        ],
+        log="customize",
+    )
+    efi = rootfs.parent / "BOOTAA64.EFI"
+    shutil.move(rootfs / "tmp/BOOTAA64.EFI", efi)
+    (rootfs / "tmp/sokoul-grub-embed.cfg").unlink()
+    return efi

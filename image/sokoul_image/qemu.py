@@ -1,0 +1,276 @@
+"""`./build.sh boot`: run an image in qemu-system-aarch64 (virt + AAVMF UEFI), or check it.
+
+The VM gets two virtio NICs on QEMU user networking with ``restrict=on`` (the guest reaches
+nothing; only the forwards on 127.0.0.1 reach it) and two emulated NVMe drives: the image as the
+system drive and a blank media drive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .profile import QemuSettings
+
+AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
+AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
+GUEST_HTTP_PORT = 80
+NIC_MACS = ("52:54:00:5a:00:01", "52:54:00:5a:00:02")
+
+
+class BootCheckFailed(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class VmFiles:
+    system_disk: Path
+    media_disk: Path
+    vars_fd: Path
+    serial_log: Path
+    qmp_socket: Path
+
+
+def prepare_disks(image: Path, work: Path, disk_gib: int, media_gib: int) -> VmFiles:
+    """Decompress (or copy) the image into ``work`` and give it ``disk_gib`` GiB of disk."""
+    work.mkdir(parents=True, exist_ok=True)
+    system = work / "system.img"
+    if image.name.endswith(".zst"):
+        subprocess.run(["zstd", "-d", "-q", "-f", str(image), "-o", str(system)], check=True)
+    else:
+        subprocess.run(["cp", "--sparse=always", str(image), str(system)], check=True)
+    if system.stat().st_size < disk_gib << 30:
+        os.truncate(system, disk_gib << 30)
+    media = work / "media.img"
+    with media.open("wb") as f:
+        f.truncate(media_gib << 30)
+    vars_fd = work / "AAVMF_VARS.fd"
+    shutil.copyfile(AAVMF_VARS, vars_fd)
+    return VmFiles(system, media, vars_fd, work / "serial.log", work / "qmp.sock")
+
+
+def qemu_argv(
+    files: VmFiles, settings: QemuSettings, http_port: int, ssh_port: int, interactive: bool
+) -> list[str]:
+    argv = [
+        "qemu-system-aarch64",
+        "-M",
+        settings.machine,
+        "-cpu",
+        settings.cpu,
+        "-smp",
+        str(settings.smp),
+        "-m",
+        str(settings.memory_mib),
+        "-accel",
+        "tcg,thread=multi",
+        "-drive",
+        f"if=pflash,format=raw,readonly=on,file={AAVMF_CODE}",
+        "-drive",
+        f"if=pflash,format=raw,file={files.vars_fd}",
+        "-device",
+        "virtio-rng-pci",
+        "-qmp",
+        f"unix:{files.qmp_socket},server=on,wait=off",
+    ]
+    drives = [files.system_disk, files.media_disk][: settings.nvme_drives]
+    for i, disk in enumerate(drives):
+        argv += [
+            "-drive",
+            f"file={disk},if=none,format=raw,id=nvme{i},discard=unmap",
+            "-device",
+            f"nvme,serial=SOKOUL-NVME{i},drive=nvme{i}" + (",bootindex=0" if i == 0 else ""),
+        ]
+    for i in range(settings.nics):
+        netdev = f"user,id=net{i},restrict=on"
+        if i == 0:
+            netdev += (
+                f",hostfwd=tcp:127.0.0.1:{http_port}-:{GUEST_HTTP_PORT}"
+                f",hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+            )
+        argv += [
+            "-netdev",
+            netdev,
+            "-device",
+            f"virtio-net-pci,netdev=net{i},mac={NIC_MACS[i]},romfile=",
+        ]
+    if interactive:
+        argv += ["-nographic"]
+    else:
+        argv += ["-display", "none", "-serial", f"file:{files.serial_log}", "-monitor", "none"]
+    return argv
+
+
+def _qmp(sock_path: Path, command: str) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(sock_path))
+        f = s.makefile("rw")
+        f.readline()  # greeting
+        for cmd in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply or "error" in reply:
+                    break
+
+
+def fetch_health(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as r:
+            data = json.loads(r.read())
+            return data if isinstance(data, dict) else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def judge_health(health: dict[str, Any], disk_bytes: int) -> list[str]:
+    """What is still missing for a healthy first boot (empty list: all good)."""
+    missing = []
+    if health.get("status") != "ok":
+        missing.append(f"status is {health.get('status')!r}: {health.get('problems')}")
+    fb = health.get("first_boot") or {}
+    if not fb.get("completed"):
+        missing.append("first boot not completed")
+    root = fb.get("root") or {}
+    if not root.get("partition_bytes_after", 0) > root.get("partition_bytes_before", 0):
+        missing.append(f"root partition did not grow: {root}")
+    fs = (health.get("root_filesystem") or {}).get("size_bytes", 0)
+    if fs < 0.85 * (disk_bytes - (513 << 20)):
+        missing.append(f"root filesystem is {fs} bytes on a {disk_bytes}-byte disk")
+    return missing
+
+
+def expected_hostname() -> str:
+    return "sokoul-" + NIC_MACS[0].replace(":", "")[-4:]
+
+
+def boot(
+    image: Path,
+    settings: QemuSettings,
+    *,
+    check: bool,
+    timeout: float,
+    disk_gib: int,
+    work_dir: Path | None = None,
+) -> int:
+    work = work_dir or Path(tempfile.mkdtemp(prefix="sokoul-boot-"))
+    http_port, ssh_port = free_port(), free_port()
+    print(f"boot: preparing disks in {work} ({disk_gib} GiB system, 4 GiB media)", flush=True)
+    files = prepare_disks(image, work, disk_gib, 4)
+    disk_bytes = files.system_disk.stat().st_size
+    argv = qemu_argv(files, settings, http_port, ssh_port, interactive=not check)
+    print(
+        f"boot: panel on http://127.0.0.1:{http_port}/  ssh -p {ssh_port} root@127.0.0.1",
+        flush=True,
+    )
+    if not check:
+        try:
+            return subprocess.call(argv)
+        finally:
+            if work_dir is None:
+                shutil.rmtree(work, ignore_errors=True)
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        return _check(proc, files, http_port, disk_bytes, started, timeout)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _serial_tail(files: VmFiles, lines: int = 60) -> str:
+    try:
+        text = files.serial_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no serial output)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _check(
+    proc: subprocess.Popen[str],
+    files: VmFiles,
+    http_port: int,
+    disk_bytes: int,
+    started: float,
+    timeout: float,
+) -> int:
+    last_report = 0.0
+    missing: list[str] = ["no answer on /api/health yet"]
+    health: dict[str, Any] | None = None
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            print(
+                f"boot: FAIL: QEMU exited ({proc.returncode}) {err.strip()}\n"
+                f"--- serial ---\n{_serial_tail(files)}",
+                flush=True,
+            )
+            return 1
+        health = fetch_health(http_port)
+        if health is not None:
+            missing = judge_health(health, disk_bytes)
+            if not missing:
+                break
+        now = time.monotonic() - started
+        if now - last_report >= 30:
+            last_report = now
+            print(f"boot: {now:5.0f} s, waiting: {'; '.join(missing)}", flush=True)
+        time.sleep(1)
+    else:
+        print(
+            f"boot: FAIL: not healthy after {timeout:.0f} s: {'; '.join(missing)}\n"
+            f"--- serial (last lines) ---\n{_serial_tail(files)}",
+            flush=True,
+        )
+        return 1
+    healthy_after = time.monotonic() - started
+    assert health is not None
+    fb = health["first_boot"]
+    print(
+        f"boot: healthy after {healthy_after:.1f} s (power-on to /api/health with first boot done)"
+    )
+    print(
+        f"boot: hostname {fb.get('hostname')}, root {fb['root']['partition_bytes_before'] >> 20}"
+        f" MiB -> {fb['root']['partition_bytes_after'] >> 20} MiB, "
+        f"filesystem {health['root_filesystem']['size_bytes'] >> 20} MiB",
+        flush=True,
+    )
+    if fb.get("hostname") != expected_hostname():
+        print(f"boot: FAIL: hostname {fb.get('hostname')!r}, expected {expected_hostname()!r}")
+        return 1
+    t0 = time.monotonic()
+    try:
+        _qmp(files.qmp_socket, "system_powerdown")
+        proc.wait(120)
+        print(f"boot: powered off (ACPI shutdown) in {time.monotonic() - t0:.1f} s", flush=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"boot: FAIL: the guest did not power off cleanly ({e})\n{_serial_tail(files, 30)}")
+        return 1
+    print(f"BOOT-TO-HEALTHY-SECONDS {healthy_after:.1f}")
+    return 0

@@ -1,0 +1,3 @@
+"""SOKOUL appliance supervisor."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from sokoul_appliance.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The host seam: every read of /sys, /proc, /dev, /etc and every external command goes here.
+
+``Host(root)`` maps absolute appliance paths under ``root`` ("/" on the board and in QEMU, a
+fixture tree in tests and dev mode) and runs commands with a timeout, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class HostPathError(ValueError):
+    """A path was not absolute or tried to leave the host root."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandError(Exception):
+    def __init__(self, result: CommandResult) -> None:
+        self.result = result
+        super().__init__(
+            f"{' '.join(result.argv)} exited {result.returncode}: {result.stderr.strip()[-500:]}"
+        )
+
+
+class Host:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, absolute: str) -> Path:
+        """The real location of appliance path ``absolute`` (which must start with '/')."""
+        if not absolute.startswith("/"):
+            raise HostPathError(f"host paths are absolute, got {absolute!r}")
+        candidate = (self.root / absolute.lstrip("/")).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            raise HostPathError(f"{absolute!r} leaves the host root")
+        return candidate
+
+    def read_text(self, absolute: str) -> str | None:
+        """Contents of a small file (sysfs/procfs/etc), or None when it does not exist."""
+        try:
+            return self.path(absolute).read_text(errors="replace")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def filesystem_usage(self, absolute: str) -> tuple[int, int]:
+        """(size_bytes, free_bytes) of the filesystem holding ``absolute``."""
+        st = os.statvfs(self.path(absolute))
+        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+    async def run(self, *argv: str, timeout: float = 30.0) -> CommandResult:
+        """Run an external command (never through a shell); raise CommandError on failure."""
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        result = CommandResult(tuple(argv), proc.returncode or 0, out.decode(), err.decode())
+        if result.returncode != 0:
+            raise CommandError(result)
+        return result
