@@ -62,7 +62,10 @@ def cmd_image(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     version = args.version or project_version()
     sde = source_date_epoch()
-    names = OutputNames(out_dir, f"sokoul-{profile.name}-{version}")
+    if args.bare and not profile.bare_packages:
+        raise ProfileError(f"board {profile.name} has no bare_packages for --bare")
+    flavour = "-bare" if args.bare else ""
+    names = OutputNames(out_dir, f"sokoul-{profile.name}{flavour}-{version}")
     work = out_dir / f".work-{profile.name}-{os.getpid()}"
     work.mkdir()
     run = Runner(out_dir / "logs" / profile.name)
@@ -77,6 +80,7 @@ def cmd_image(args: argparse.Namespace) -> int:
                 kernel_deb=args.kernel_deb,
                 max_age_days=args.max_cache_age_days,
                 fresh=args.fresh,
+                bare=args.bare,
             ),
             run,
         )
@@ -85,7 +89,7 @@ def cmd_image(args: argparse.Namespace) -> int:
             profile.name, version, _git("rev-parse", "HEAD") or "unknown", build_time, sde
         )
         rootfs = work / "rootfs"
-        efi = customize(REPO, base, rootfs, profile, release, run)
+        efi = customize(REPO, base, rootfs, profile, release, run, bare=args.bare)
         packages = installed_packages(rootfs)
         kernel = packages.get(profile.kernel_package) if args.kernel_deb is None else None
         raw = work / f"{names.stem}.img"
@@ -97,6 +101,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         shutil.rmtree(rootfs)
         manifest = {
             "board": profile.name,
+            "bare": args.bare,
             "version": version,
             "git_commit": release.commit,
             "build_time": build_time,
@@ -150,7 +155,14 @@ def cmd_boot(args: argparse.Namespace) -> int:
         raise ProfileError(f"{image}: no such image")
     profile = load_profile(REPO / "hw", "qemu-arm64")
     settings = profile.qemu or QemuSettings()
-    return boot(image, settings, check=args.check, timeout=args.timeout, disk_gib=args.disk_gib)
+    return boot(
+        image,
+        settings,
+        check=args.check,
+        timeout=args.timeout,
+        disk_gib=args.disk_gib,
+        bare=args.bare,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -179,6 +191,11 @@ def parser() -> argparse.ArgumentParser:
     )
     img.add_argument("--fresh", action="store_true", help="rebuild the base rootfs")
     img.add_argument("--zstd-level", type=int, default=19)
+    img.add_argument(
+        "--bare",
+        action="store_true",
+        help="plain Debian from the same pipeline, without the appliance (benchmarks)",
+    )
     img.add_argument("--keep-work", action="store_true", help="keep the work folder for debugging")
     bt = sub.add_parser("boot", help="boot an image in QEMU")
     bt.add_argument(
@@ -193,6 +210,11 @@ def parser() -> argparse.ArgumentParser:
         help="boot headless, wait for /api/health with first boot done, power off",
     )
     bt.add_argument("--timeout", type=float, default=900, help="seconds to wait (--check)")
+    bt.add_argument(
+        "--bare",
+        action="store_true",
+        help="the image is a --bare build: with --check, wait for SSH, not the panel",
+    )
     bt.add_argument("--disk-gib", type=int, default=6, help="system drive size in GiB")
     return p
 

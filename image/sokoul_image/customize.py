@@ -85,32 +85,45 @@ def _copy_tree(src: Path, dst: Path) -> None:
             os.lchown(target, 0, 0)
 
 
+def install_system_files(repo: Path, rootfs: Path, profile: BoardProfile) -> None:
+    """What any image of this pipeline needs to boot: fstab, grub.cfg, netplan defaults, DNS."""
+    etc = rootfs / "etc"
+    shutil.copy2(repo / "overlay/etc/fstab", etc / "fstab")
+    grub_dir = rootfs / "boot/grub"
+    grub_dir.mkdir(parents=True, exist_ok=True)
+    (grub_dir / "grub.cfg").write_text(grub_cfg(profile))
+    (rootfs / "boot/efi").mkdir(parents=True, exist_ok=True)
+    netplan = etc / "netplan"
+    netplan.mkdir(parents=True, exist_ok=True)
+    for yaml in sorted((repo / "netplan").glob("*.yaml")):
+        shutil.copy2(yaml, netplan / yaml.name)
+        (netplan / yaml.name).chmod(0o600)  # netplan refuses to trust world-readable files
+    resolv = etc / "resolv.conf"
+    if resolv.exists() or resolv.is_symlink():
+        resolv.unlink()
+    resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
+
+
 def install_appliance(repo: Path, rootfs: Path, profile: BoardProfile, release: Release) -> None:
-    """Everything of ours that goes into the rootfs, as plain file operations."""
+    """Everything of the appliance's that goes into the rootfs, as plain file operations."""
     _copy_tree(repo / "overlay", rootfs)
+    install_system_files(repo, rootfs, profile)
     lib = rootfs / "usr/lib/sokoul"
     _copy_tree(repo / "sokoul_appliance", lib / "python/sokoul_appliance")
     _copy_tree(repo / "first_boot", lib / "first-boot")
     _copy_tree(repo / "hw", rootfs / "usr/share/sokoul/hw")
     units = rootfs / "usr/lib/systemd/system"
-    for unit in sorted(
-        [
-            *(repo / "systemd").glob("*.service"),
-            *(repo / "systemd").glob("*.slice"),
-            *(repo / "first_boot").glob("*.service"),
-        ]
-    ):
+    unit_files = [
+        *(repo / "systemd").glob("*.service"),
+        *(repo / "systemd").glob("*.slice"),
+        *(repo / "first_boot").glob("*.service"),
+    ]
+    for unit in sorted(unit_files):
         shutil.copy2(unit, units / unit.name)
-    netplan = rootfs / "etc/netplan"
-    netplan.mkdir(parents=True, exist_ok=True)
-    for yaml in sorted((repo / "netplan").glob("*.yaml")):
-        shutil.copy2(yaml, netplan / yaml.name)
-        (netplan / yaml.name).chmod(0o600)  # netplan refuses to trust world-readable files
     docs = rootfs / "usr/share/doc/sokoul"
     docs.mkdir(parents=True, exist_ok=True)
     shutil.copy2(repo / "README.md", docs / "README.md")
-    if (repo / "docs/first-boot.md").exists():
-        shutil.copy2(repo / "docs/first-boot.md", docs / "first-boot.md")
+    shutil.copy2(repo / "docs/first-boot.md", docs / "first-boot.md")
 
     etc = rootfs / "etc"
     (etc / "sokoul").mkdir(parents=True, exist_ok=True)
@@ -128,15 +141,6 @@ def install_appliance(repo: Path, rootfs: Path, profile: BoardProfile, release: 
     dbus_id.symlink_to("/etc/machine-id")
     for key in (etc / "ssh").glob("ssh_host_*"):
         key.unlink()
-    resolv = etc / "resolv.conf"
-    if resolv.exists() or resolv.is_symlink():
-        resolv.unlink()
-    resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
-
-    grub_dir = rootfs / "boot/grub"
-    grub_dir.mkdir(parents=True, exist_ok=True)
-    (grub_dir / "grub.cfg").write_text(grub_cfg(profile))
-    (rootfs / "boot/efi").mkdir(parents=True, exist_ok=True)
 
 
 def check_kernel_links(rootfs: Path) -> None:
@@ -147,9 +151,16 @@ def check_kernel_links(rootfs: Path) -> None:
 
 
 def customize(
-    repo: Path, base_tar: Path, rootfs: Path, profile: BoardProfile, release: Release, run: Runner
+    repo: Path,
+    base_tar: Path,
+    rootfs: Path,
+    profile: BoardProfile,
+    release: Release,
+    run: Runner,
+    bare: bool = False,
 ) -> Path:
-    """Build the appliance rootfs in ``rootfs``; returns the path of the GRUB EFI binary."""
+    """Build the appliance rootfs in ``rootfs`` (with ``bare``: only what boots plain Debian);
+    returns the path of the GRUB EFI binary."""
     if rootfs.exists():
         shutil.rmtree(rootfs)
     rootfs.mkdir(parents=True)
@@ -168,13 +179,23 @@ def customize(
         log="customize",
     )
     check_kernel_links(rootfs)
-    run.say("customize: installing supervisor, first boot, units, overlay, netplan")
-    install_appliance(repo, rootfs, profile, release)
-    run.run(["systemctl", f"--root={rootfs}", "enable", *UNITS_ENABLED], log="customize")
-    run.say("customize: byte-compiling the supervisor for the image's Python")
-    run.run(
-        ["chroot", rootfs, "python3", "-m", "compileall", "-q", "/usr/lib/sokoul"], log="customize"
-    )
+    systemctl: list[str] = ["systemctl", f"--root={rootfs}"]
+    if bare:
+        run.say("customize: bare Debian (no appliance): fstab, grub.cfg, netplan")
+        install_system_files(repo, rootfs, profile)
+        units = ["systemd-networkd.service", "systemd-resolved.service", "ssh.service"]
+        run.run([*systemctl, "enable", *units], log="customize")
+    else:
+        run.say("customize: installing supervisor, first boot, units, overlay, netplan")
+        install_appliance(repo, rootfs, profile, release)
+        run.run([*systemctl, "enable", *UNITS_ENABLED], log="customize")
+    # systemd-firstboot would prompt on the console (locale, timezone, root password) at the
+    # first boot; our first boot and the setup wizard settle those instead.
+    run.run([*systemctl, "mask", "systemd-firstboot.service"], log="customize")
+    if not bare:
+        run.say("customize: byte-compiling the supervisor for the image's Python")
+        compileall = ["chroot", str(rootfs), "python3", "-m", "compileall", "-q", "/usr/lib/sokoul"]
+        run.run(compileall, log="customize")
     run.say("customize: building GRUB EFI binary (removable path, embedded search by label)")
     (rootfs / "tmp/sokoul-grub-embed.cfg").write_text(EMBEDDED_GRUB_CFG)
     run.run(

@@ -32,6 +32,7 @@ class BoardProfile:
     cmdline: str
     kernel_package: str
     packages: tuple[str, ...]
+    bare_packages: tuple[str, ...] = ()
     vendor_blacklist: tuple[str, ...] = ()
     vendor_modprobe_options: tuple[str, ...] = ()
     qemu: QemuSettings | None = None
@@ -106,6 +107,7 @@ def load_profile(hw_dir: Path, name: str) -> BoardProfile:
         cmdline=data["cmdline"],
         kernel_package=data["kernel_package"],
         packages=packages,
+        bare_packages=_str_list(data, "bare_packages", path),
         vendor_blacklist=_str_list(vendor, "blacklist", path),
         vendor_modprobe_options=_str_list(vendor, "modprobe_options", path),
         qemu=qemu,

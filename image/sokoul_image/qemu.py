@@ -142,6 +142,16 @@ def fetch_health(port: int) -> dict[str, Any] | None:
         return None
 
 
+def ssh_banner(port: int) -> bool:
+    """True when an SSH server answers its banner through the forwarded port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            s.settimeout(3)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
 def judge_health(health: dict[str, Any], disk_bytes: int) -> list[str]:
     """What is still missing for a healthy first boot (empty list: all good)."""
     missing = []
@@ -171,6 +181,7 @@ def boot(
     timeout: float,
     disk_gib: int,
     work_dir: Path | None = None,
+    bare: bool = False,
 ) -> int:
     work = work_dir or Path(tempfile.mkdtemp(prefix="sokoul-boot-"))
     http_port, ssh_port = free_port(), free_port()
@@ -191,7 +202,7 @@ def boot(
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        return _check(proc, files, http_port, disk_bytes, started, timeout)
+        return _check(proc, files, http_port, ssh_port, disk_bytes, started, timeout, bare)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -216,13 +227,16 @@ def _check(
     proc: subprocess.Popen[str],
     files: VmFiles,
     http_port: int,
+    ssh_port: int,
     disk_bytes: int,
     started: float,
     timeout: float,
+    bare: bool,
 ) -> int:
     last_report = 0.0
-    missing: list[str] = ["no answer on /api/health yet"]
+    missing: list[str] = ["no SSH banner yet" if bare else "no answer on /api/health yet"]
     health: dict[str, Any] | None = None
+    ssh_after: float | None = None
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
             err = proc.stderr.read() if proc.stderr else ""
@@ -232,7 +246,13 @@ def _check(
                 flush=True,
             )
             return 1
-        health = fetch_health(http_port)
+        if ssh_after is None and ssh_banner(ssh_port):
+            ssh_after = time.monotonic() - started
+            print(f"boot: SSH answers after {ssh_after:.1f} s", flush=True)
+            if bare:
+                missing = []
+                break
+        health = None if bare else fetch_health(http_port)
         if health is not None:
             missing = judge_health(health, disk_bytes)
             if not missing:
@@ -249,6 +269,8 @@ def _check(
             flush=True,
         )
         return 1
+    if bare:
+        return _power_off(proc, files, f"BOOT-TO-SSH-SECONDS {ssh_after:.1f}")
     healthy_after = time.monotonic() - started
     assert health is not None
     fb = health["first_boot"]
@@ -264,6 +286,19 @@ def _check(
     if fb.get("hostname") != expected_hostname():
         print(f"boot: FAIL: hostname {fb.get('hostname')!r}, expected {expected_hostname()!r}")
         return 1
+    deadline = time.monotonic() + 60
+    while ssh_after is None and time.monotonic() < deadline:
+        if ssh_banner(ssh_port):
+            ssh_after = time.monotonic() - started
+        else:
+            time.sleep(1)
+    lines = f"BOOT-TO-HEALTHY-SECONDS {healthy_after:.1f}"
+    if ssh_after is not None:
+        lines += f"\nBOOT-TO-SSH-SECONDS {ssh_after:.1f}"
+    return _power_off(proc, files, lines)
+
+
+def _power_off(proc: subprocess.Popen[str], files: VmFiles, result_lines: str) -> int:
     t0 = time.monotonic()
     try:
         _qmp(files.qmp_socket, "system_powerdown")
@@ -272,5 +307,5 @@ def _check(
     except (OSError, subprocess.TimeoutExpired) as e:
         print(f"boot: FAIL: the guest did not power off cleanly ({e})\n{_serial_tail(files, 30)}")
         return 1
-    print(f"BOOT-TO-HEALTHY-SECONDS {healthy_after:.1f}")
+    print(result_lines, flush=True)
     return 0

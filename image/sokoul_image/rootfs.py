@@ -55,6 +55,7 @@ class RootfsRequest:
     kernel_deb: Path | None = None
     max_age_days: float = 7.0
     fresh: bool = False
+    bare: bool = False  # the board's bare_packages instead of its packages (benchmark baseline)
 
 
 def _sources(req: RootfsRequest) -> list[str]:
@@ -71,7 +72,7 @@ def _sources(req: RootfsRequest) -> list[str]:
 
 
 def _packages(req: RootfsRequest) -> list[str]:
-    pkgs = list(req.profile.packages)
+    pkgs = list(req.profile.bare_packages if req.bare else req.profile.packages)
     if req.kernel_deb is None:
         pkgs.append(req.profile.kernel_package)
     return pkgs

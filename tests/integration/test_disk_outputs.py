@@ -19,8 +19,7 @@ def sha(path: Path) -> str:
 
 
 def sh(*argv: str | Path) -> str:
-    return subprocess.run([str(a) for a in argv], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run([str(a) for a in argv], check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
@@ -69,8 +68,9 @@ def test_disk_image_and_outputs(tmp_path: Path, small_rootfs: Path, repo: Path) 
     raw_sha = sha(raw)
     publish(raw, names, {"board": "test", "packages": {"x": "1"}}, run, zstd_level=3)
     assert sorted(p.name for p in names.out_dir.iterdir()) == sorted(p.name for p in names.all())
-    check = subprocess.run(["sha256sum", "-c", names.sha256.name], cwd=names.out_dir,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["sha256sum", "-c", names.sha256.name], cwd=names.out_dir, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     manifest = json.loads(names.manifest.read_text())
     assert manifest["image"]["raw_sha256"] == raw_sha

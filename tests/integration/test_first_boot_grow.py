@@ -16,8 +16,9 @@ from sokoul_first_boot import FirstBoot
 
 
 def sh(*argv: str | Path) -> str:
-    return subprocess.run([str(a) for a in argv], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        [str(a) for a in argv], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -27,9 +28,13 @@ def small_root(tmp_path: Path) -> Iterator[str]:
     img = tmp_path / "disk.img"
     with img.open("wb") as f:
         f.truncate(512 << 20)
-    subprocess.run(["sfdisk", "-q", str(img)], check=True, text=True,
-                   input="label: gpt\nstart=2048, size=16384, name=esp\n"
-                         "start=18432, size=131072, name=sokoul-root\n")
+    subprocess.run(
+        ["sfdisk", "-q", str(img)],
+        check=True,
+        text=True,
+        input="label: gpt\nstart=2048, size=16384, name=esp\n"
+        "start=18432, size=131072, name=sokoul-root\n",
+    )
     loop = sh("losetup", "-f", "--show", img)
     try:
         sh("partx", "-a", loop)

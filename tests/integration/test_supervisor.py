@@ -46,8 +46,19 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
         "WATCHDOG_USEC": "1000000",  # ping every 0.5 s
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sokoul_appliance", "--root", str(REPO / "hw/orangepi-6-plus"),
-         "--board", "orangepi-6-plus", "--state", str(state), "--listen", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "sokoul_appliance",
+            "--root",
+            str(REPO / "hw/orangepi-6-plus"),
+            "--board",
+            "orangepi-6-plus",
+            "--state",
+            str(state),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
         env=env,
     )
     try:
@@ -69,8 +80,11 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
         status, body = get(f"http://127.0.0.1:{port}/metrics")
         text = body.decode()
         assert 'sokoul_build_info{board="orangepi-6-plus",version="0.1.0"} 1.0' in text
-        line = next(ln for ln in text.splitlines()
-                    if ln.startswith('sokoul_http_requests_total{route="/api/health"'))
+        line = next(
+            ln
+            for ln in text.splitlines()
+            if ln.startswith('sokoul_http_requests_total{route="/api/health"')
+        )
         assert line.endswith(" 1.0")
         pings = re.search(r"^sokoul_watchdog_pings_total (\S+)$", text, re.M)
         assert pings is not None and float(pings.group(1)) >= 3
@@ -106,7 +120,10 @@ def test_corrupt_first_boot_record_is_reported_not_fatal(tmp_path: Path) -> None
 def test_bad_listen_address_is_a_clear_error() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "sokoul_appliance", "--listen", "localhost"],
-        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=30,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "--listen wants HOST:PORT" in proc.stderr

@@ -1,0 +1,141 @@
+"""The image tier: build both boards with the real pipeline (mmdebstrap under qemu-user; the
+base rootfs is built once and shared), check the four outputs, flash with bmaptool, and boot
+the QEMU image to a healthy supervisor with first boot done.
+
+Slow: about 30 min cold on 2 cores (most of it emulated package configuration)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BOARDS = ("qemu-arm64", "orangepi-6-plus")
+
+
+def sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(4 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.fail("the image tier needs root (mmdebstrap --mode=root, chroot, binfmt_misc)")
+    yield tmp_path_factory.mktemp("image-out")
+
+
+@pytest.fixture(scope="module")
+def built(out_dir: Path) -> dict[str, Path]:
+    """Build each board once for this module; returns board -> manifest path."""
+    manifests = {}
+    for board in BOARDS:
+        print(f"\n--- building {board} ---", flush=True)
+        proc = subprocess.run(
+            [str(REPO / "build.sh"), "image", "--board", board, "--out", str(out_dir)], timeout=3600
+        )
+        assert proc.returncode == 0, f"./build.sh image --board {board} failed"
+        found = sorted(out_dir.glob(f"sokoul-{board}-*.manifest.json"))
+        assert len(found) == 1, found
+        manifests[board] = found[0]
+    return manifests
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_four_outputs_and_checksums(built: dict[str, Path], out_dir: Path, board: str) -> None:
+    manifest_path = built[board]
+    stem = manifest_path.name.removesuffix(".manifest.json")
+    for suffix in (".img.zst", ".sha256", ".bmap", ".manifest.json"):
+        assert (out_dir / f"{stem}{suffix}").is_file(), suffix
+    assert not list(out_dir.glob(".work-*")), "work folder left behind"
+    assert not list(out_dir.glob("*.partial")), "temporary output left behind"
+    check = subprocess.run(
+        ["sha256sum", "-c", f"{stem}.sha256"], cwd=out_dir, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    m = json.loads(manifest_path.read_text())
+    assert m["board"] == board and m["arch"] == "arm64" and m["suite"] == "trixie"
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", m["git_commit"])
+    pk = m["packages"]
+    assert len(pk) > 300
+    for name in (
+        "systemd",
+        "udev",
+        "openssh-server",
+        "iproute2",
+        "nftables",
+        "netplan.io",
+        "wireguard-tools",
+        "avahi-daemon",
+        "ffmpeg",
+        "python3",
+        "linux-image-arm64",
+        "python3-libtorrent",
+        "grub-efi-arm64-bin",
+    ):
+        assert name in pk, name
+    assert pk["python3-aiohttp"].startswith("3.11.16")  # what the host venv tests run
+    assert pk["python3-prometheus-client"].startswith("0.21.1")
+    assert m["image"]["compressed_bytes"] <= 350 * 10**6, "compressed image over 350 MB"
+    assert m["image"]["sha256"] == sha(out_dir / f"{stem}.img.zst")
+    root = m["partitions"][1]
+    assert root["name"] == "sokoul-root" and root["size_mib"] > 800
+
+
+def test_both_boards_share_one_package_set(built: dict[str, Path]) -> None:
+    a, b = (json.loads(built[board].read_text()) for board in BOARDS)
+    assert a["packages"] == b["packages"]
+    assert a["base_rootfs"] == b["base_rootfs"]
+    assert "console=ttyAMA0,115200" in a["cmdline"] and "pcie_aspm=off" in b["cmdline"]
+
+
+def test_bmaptool_copy_reproduces_the_image(
+    built: dict[str, Path], out_dir: Path, tmp_path: Path
+) -> None:
+    stem = built["orangepi-6-plus"].name.removesuffix(".manifest.json")
+    image = out_dir / f"{stem}.img.zst"
+    flashed = tmp_path / "flashed.img"
+    subprocess.run(
+        ["bmaptool", "copy", "--bmap", str(out_dir / f"{stem}.bmap"), str(image), str(flashed)],
+        check=True,
+        capture_output=True,
+    )
+    m = json.loads(built["orangepi-6-plus"].read_text())
+    assert flashed.stat().st_size == m["image"]["raw_bytes"]
+    assert sha(flashed) == m["image"]["raw_sha256"]
+    # the ESP holds GRUB at the removable path and the preseed example
+    listing = subprocess.run(
+        ["mdir", "-i", f"{flashed}@@{1 << 20}", "-b", "-/", "::/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "::/EFI/BOOT/BOOTAA64.EFI" in listing
+    assert "::/sokoul-preseed.example.toml" in listing
+
+
+def test_qemu_image_boots_to_healthy(built: dict[str, Path], out_dir: Path) -> None:
+    stem = built["qemu-arm64"].name.removesuffix(".manifest.json")
+    proc = subprocess.run(
+        [str(REPO / "build.sh"), "boot", str(out_dir / f"{stem}.img.zst"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    sys.stdout.write(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    m = re.search(r"^BOOT-TO-HEALTHY-SECONDS (\d+\.\d)$", proc.stdout, re.M)
+    assert m is not None and 0 < float(m.group(1)) < 1200
+    assert "powered off (ACPI shutdown)" in proc.stdout
