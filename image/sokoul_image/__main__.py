@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -155,6 +156,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
         raise ProfileError(f"{image}: no such image")
     profile = load_profile(REPO / "hw", "qemu-arm64")
     settings = profile.qemu or QemuSettings()
+    if args.preseed is not None and not args.preseed.is_file():
+        raise ProfileError(f"--preseed {args.preseed}: no such file")
     return boot(
         image,
         settings,
@@ -162,6 +165,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         disk_gib=args.disk_gib,
         bare=args.bare,
+        preseed=args.preseed,
     )
 
 
@@ -211,6 +215,11 @@ def parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--timeout", type=float, default=900, help="seconds to wait (--check)")
     bt.add_argument(
+        "--preseed",
+        type=Path,
+        help="put this file on the ESP as sokoul-preseed.toml before the first boot",
+    )
+    bt.add_argument(
         "--bare",
         action="store_true",
         help="the image is a --bare build: with --check, wait for SSH, not the panel",
@@ -219,8 +228,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # unwind through the stages' cleanup (work folder, temporary outputs) like Ctrl-C does
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.command == "image":
             return cmd_image(args)

@@ -7,6 +7,7 @@ system drive and a blank media drive.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -48,8 +50,25 @@ class VmFiles:
     qmp_socket: Path
 
 
-def prepare_disks(image: Path, work: Path, disk_gib: int, media_gib: int) -> VmFiles:
-    """Decompress (or copy) the image into ``work`` and give it ``disk_gib`` GiB of disk."""
+ESP_OFFSET = 1 << 20  # p1 starts at 1 MiB (disk.py)
+
+
+def esp_files(disk: Path) -> list[str]:
+    """Names in the ESP's root folder of a disk image (read with mtools, no mount)."""
+    out = subprocess.run(
+        ["mdir", "-i", f"{disk}@@{ESP_OFFSET}", "-b", "::/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.rsplit("/", 1)[-1] for line in out.splitlines() if line.strip()]
+
+
+def prepare_disks(
+    image: Path, work: Path, disk_gib: int, media_gib: int, preseed: Path | None = None
+) -> VmFiles:
+    """Decompress (or copy) the image into ``work``, give it ``disk_gib`` GiB of disk and,
+    when asked, put a preseed file on its ESP as a person would before the first boot."""
     work.mkdir(parents=True, exist_ok=True)
     system = work / "system.img"
     if image.name.endswith(".zst"):
@@ -58,6 +77,18 @@ def prepare_disks(image: Path, work: Path, disk_gib: int, media_gib: int) -> VmF
         subprocess.run(["cp", "--sparse=always", str(image), str(system)], check=True)
     if system.stat().st_size < disk_gib << 30:
         os.truncate(system, disk_gib << 30)
+    if preseed is not None:
+        subprocess.run(
+            [
+                "mcopy",
+                "-o",
+                "-i",
+                f"{system}@@{ESP_OFFSET}",
+                str(preseed),
+                "::/sokoul-preseed.toml",
+            ],
+            check=True,
+        )
     media = work / "media.img"
     with media.open("wb") as f:
         f.truncate(media_gib << 30)
@@ -99,7 +130,9 @@ def qemu_argv(
             f"nvme,serial=SOKOUL-NVME{i},drive=nvme{i}" + (",bootindex=0" if i == 0 else ""),
         ]
     for i in range(settings.nics):
-        netdev = f"user,id=net{i},restrict=on"
+        # each NIC on its own subnet: two NICs in one 10.0.2.0/24 would send replies out of the
+        # wrong one (the guest's DHCP gives both the same address)
+        netdev = f"user,id=net{i},restrict=on,net=10.0.{2 + i}.0/24"
         if i == 0:
             netdev += (
                 f",hostfwd=tcp:127.0.0.1:{http_port}-:{GUEST_HTTP_PORT}"
@@ -138,7 +171,7 @@ def fetch_health(port: int) -> dict[str, Any] | None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as r:
             data = json.loads(r.read())
             return data if isinstance(data, dict) else None
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
         return None
 
 
@@ -152,7 +185,13 @@ def ssh_banner(port: int) -> bool:
         return False
 
 
-def judge_health(health: dict[str, Any], disk_bytes: int) -> list[str]:
+@dataclass(frozen=True)
+class Expectations:
+    hostname: str
+    preseeded: bool
+
+
+def judge_health(health: dict[str, Any], disk_bytes: int, expect: Expectations) -> list[str]:
     """What is still missing for a healthy first boot (empty list: all good)."""
     missing = []
     if health.get("status") != "ok":
@@ -166,6 +205,13 @@ def judge_health(health: dict[str, Any], disk_bytes: int) -> list[str]:
     fs = (health.get("root_filesystem") or {}).get("size_bytes", 0)
     if fs < 0.85 * (disk_bytes - (513 << 20)):
         missing.append(f"root filesystem is {fs} bytes on a {disk_bytes}-byte disk")
+    if fb.get("completed") and fb.get("hostname") != expect.hostname:
+        missing.append(f"hostname {fb.get('hostname')!r}, expected {expect.hostname!r}")
+    if expect.preseeded:
+        if fb.get("completed") and fb.get("preseed") != "applied":
+            missing.append(f"preseed {fb.get('preseed')!r}: {fb.get('preseed_errors')}")
+        if health.get("setup", {}).get("mode") != "preseeded":
+            missing.append("setup mode is not 'preseeded'")
     return missing
 
 
@@ -182,11 +228,16 @@ def boot(
     disk_gib: int,
     work_dir: Path | None = None,
     bare: bool = False,
+    preseed: Path | None = None,
 ) -> int:
     work = work_dir or Path(tempfile.mkdtemp(prefix="sokoul-boot-"))
     http_port, ssh_port = free_port(), free_port()
     print(f"boot: preparing disks in {work} ({disk_gib} GiB system, 4 GiB media)", flush=True)
-    files = prepare_disks(image, work, disk_gib, 4)
+    files = prepare_disks(image, work, disk_gib, 4, preseed)
+    expect = Expectations(hostname=expected_hostname(), preseeded=False)
+    if preseed is not None:
+        data = tomllib.loads(preseed.read_text())
+        expect = Expectations(hostname=data.get("hostname", expect.hostname), preseeded=True)
     disk_bytes = files.system_disk.stat().st_size
     argv = qemu_argv(files, settings, http_port, ssh_port, interactive=not check)
     print(
@@ -202,7 +253,7 @@ def boot(
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        return _check(proc, files, http_port, ssh_port, disk_bytes, started, timeout, bare)
+        return _check(proc, files, http_port, ssh_port, disk_bytes, started, timeout, bare, expect)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -232,6 +283,7 @@ def _check(
     started: float,
     timeout: float,
     bare: bool,
+    expect: Expectations,
 ) -> int:
     last_report = 0.0
     missing: list[str] = ["no SSH banner yet" if bare else "no answer on /api/health yet"]
@@ -254,7 +306,7 @@ def _check(
                 break
         health = None if bare else fetch_health(http_port)
         if health is not None:
-            missing = judge_health(health, disk_bytes)
+            missing = judge_health(health, disk_bytes, expect)
             if not missing:
                 break
         now = time.monotonic() - started
@@ -283,9 +335,6 @@ def _check(
         f"filesystem {health['root_filesystem']['size_bytes'] >> 20} MiB",
         flush=True,
     )
-    if fb.get("hostname") != expected_hostname():
-        print(f"boot: FAIL: hostname {fb.get('hostname')!r}, expected {expected_hostname()!r}")
-        return 1
     deadline = time.monotonic() + 60
     while ssh_after is None and time.monotonic() < deadline:
         if ssh_banner(ssh_port):
@@ -295,7 +344,14 @@ def _check(
     lines = f"BOOT-TO-HEALTHY-SECONDS {healthy_after:.1f}"
     if ssh_after is not None:
         lines += f"\nBOOT-TO-SSH-SECONDS {ssh_after:.1f}"
-    return _power_off(proc, files, lines)
+    code = _power_off(proc, files, lines)
+    if code == 0 and expect.preseeded:
+        left = esp_files(files.system_disk)
+        if "sokoul-preseed.toml" in left:
+            print(f"boot: FAIL: the applied preseed is still on the ESP: {left}")
+            return 1
+        print("boot: preseed applied and removed from the ESP", flush=True)
+    return code
 
 
 def _power_off(proc: subprocess.Popen[str], files: VmFiles, result_lines: str) -> int:

@@ -126,10 +126,27 @@ def test_bmaptool_copy_reproduces_the_image(
     assert "::/sokoul-preseed.example.toml" in listing
 
 
-def test_qemu_image_boots_to_healthy(built: dict[str, Path], out_dir: Path) -> None:
+def test_qemu_image_boots_to_healthy(built: dict[str, Path], out_dir: Path, tmp_path: Path) -> None:
+    """First boot with a preseed on the ESP, as a person would drop it there after flashing:
+    the check waits for /api/health reporting first boot done, root grown to the 6 GiB disk,
+    the preseed's hostname and setup mode 'preseeded', then powers off and finds the preseed
+    deleted from the ESP."""
+    sys.path.insert(0, str(REPO))
+    from sokoul_appliance.passwords import hash_password
+
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    pub = key.with_suffix(".pub").read_text().strip()
+    preseed = tmp_path / "sokoul-preseed.toml"
+    preseed.write_text(
+        f'hostname = "den-tv"\ntimezone = "Europe/Paris"\n'
+        f'[admin]\npassword_hash = "{hash_password("image-test")}"\n'
+        f'[ssh]\nauthorized_keys = ["{pub}"]\n'
+    )
     stem = built["qemu-arm64"].name.removesuffix(".manifest.json")
+    image = out_dir / f"{stem}.img.zst"
     proc = subprocess.run(
-        [str(REPO / "build.sh"), "boot", str(out_dir / f"{stem}.img.zst"), "--check"],
+        [str(REPO / "build.sh"), "boot", str(image), "--check", "--preseed", str(preseed)],
         capture_output=True,
         text=True,
         timeout=1500,
@@ -139,3 +156,5 @@ def test_qemu_image_boots_to_healthy(built: dict[str, Path], out_dir: Path) -> N
     m = re.search(r"^BOOT-TO-HEALTHY-SECONDS (\d+\.\d)$", proc.stdout, re.M)
     assert m is not None and 0 < float(m.group(1)) < 1200
     assert "powered off (ACPI shutdown)" in proc.stdout
+    assert "preseed applied and removed from the ESP" in proc.stdout
+    assert "boot: hostname den-tv," in proc.stdout
