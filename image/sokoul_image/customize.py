@@ -52,7 +52,7 @@ def grub_cfg(profile: BoardProfile) -> str:
 # /boot/vmlinuz and /boot/initrd.img always point at the newest kernel, the .old links at the
 # previous one, so kernel updates need no regeneration of this file.
 set default=0
-set timeout=3
+set timeout=2
 set timeout_style=menu
 
 menuentry "SOKOUL appliance" {{
