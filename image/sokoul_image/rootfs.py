@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .mirror import Mirrors
+from .outputs import file_sha256
 from .profile import BoardProfile
 from .runner import BuildError, Runner
 
@@ -78,14 +79,6 @@ def _packages(req: RootfsRequest) -> list[str]:
     return pkgs
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cache_key(req: RootfsRequest) -> str:
     material = {
         "arch": req.profile.arch,
@@ -99,7 +92,7 @@ def cache_key(req: RootfsRequest) -> str:
         "vendor": sorted(req.profile.vendor_blacklist + req.profile.vendor_modprobe_options)
         if req.kernel_deb
         else [],
-        "kernel_deb": _file_sha256(req.kernel_deb) if req.kernel_deb else None,
+        "kernel_deb": file_sha256(req.kernel_deb) if req.kernel_deb else None,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
