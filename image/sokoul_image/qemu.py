@@ -226,11 +226,27 @@ def boot(
     check: bool,
     timeout: float,
     disk_gib: int,
-    work_dir: Path | None = None,
     bare: bool = False,
     preseed: Path | None = None,
 ) -> int:
-    work = work_dir or Path(tempfile.mkdtemp(prefix="sokoul-boot-"))
+    """Boot ``image`` in a throw-away copy (the image itself is never modified)."""
+    work = Path(tempfile.mkdtemp(prefix="sokoul-boot-"))
+    try:
+        return _boot_in(work, image, settings, check, timeout, disk_gib, bare, preseed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _boot_in(
+    work: Path,
+    image: Path,
+    settings: QemuSettings,
+    check: bool,
+    timeout: float,
+    disk_gib: int,
+    bare: bool,
+    preseed: Path | None,
+) -> int:
     http_port, ssh_port = free_port(), free_port()
     print(f"boot: preparing disks in {work} ({disk_gib} GiB system, 4 GiB media)", flush=True)
     files = prepare_disks(image, work, disk_gib, 4, preseed)
@@ -245,25 +261,22 @@ def boot(
         flush=True,
     )
     if not check:
-        try:
-            return subprocess.call(argv)
-        finally:
-            if work_dir is None:
-                shutil.rmtree(work, ignore_errors=True)
+        return subprocess.call(argv)
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        return _check(proc, files, http_port, ssh_port, disk_bytes, started, timeout, bare, expect)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
+    with (work / "qemu.stderr").open("w+") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        try:
+            return _check(
+                proc, files, http_port, ssh_port, disk_bytes, started, timeout, bare, expect
+            )
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def _serial_tail(files: VmFiles, lines: int = 60) -> str:
@@ -291,7 +304,7 @@ def _check(
     ssh_after: float | None = None
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
-            err = proc.stderr.read() if proc.stderr else ""
+            err = (files.serial_log.parent / "qemu.stderr").read_text(errors="replace")
             print(
                 f"boot: FAIL: QEMU exited ({proc.returncode}) {err.strip()}\n"
                 f"--- serial ---\n{_serial_tail(files)}",
