@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from sokoul_appliance.app import Supervisor, SupervisorConfig, parse_listen
+from sokoul_appliance.host import Host
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     board = args.board
     root: Path = args.root
     if board is None:
-        board_file = root / "etc/sokoul/board"
-        board = board_file.read_text().strip() if board_file.is_file() else "unknown"
+        board = (Host(root).read_text("/etc/sokoul/board") or "unknown").strip()
     args.state.mkdir(parents=True, exist_ok=True)
     config = SupervisorConfig(root=root, board=board, state=args.state, listen=tuple(endpoints))
     asyncio.run(Supervisor(config).run())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,11 +66,3 @@ class Runner:
                 f"--- last lines (full log: {log_path}) ---\n{tail}"
             )
         return result
-
-    def output(self, argv: Sequence[str | os.PathLike[str]], *, log: str) -> str:
-        return self.run(argv, log=log).stdout
-
-
-def die(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)

@@ -127,3 +127,38 @@ def test_bad_listen_address_is_a_clear_error() -> None:
     )
     assert proc.returncode == 2
     assert "--listen wants HOST:PORT" in proc.stderr
+
+
+def test_board_comes_from_the_image_when_not_given(tmp_path: Path) -> None:
+    """On the appliance the unit passes no --board: it is read from /etc/sokoul/board."""
+    root = tmp_path / "root"
+    (root / "etc/sokoul").mkdir(parents=True)
+    (root / "etc/sokoul/board").write_text("qemu-arm64\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sokoul_appliance",
+            "--root",
+            str(root),
+            "--state",
+            str(tmp_path / "state"),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status, body = get(f"http://127.0.0.1:{port}/api/health")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "supervisor did not answer"
+                time.sleep(0.2)
+        assert json.loads(body)["board"] == "qemu-arm64"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
