@@ -121,8 +121,9 @@ cmd_test() {
     esac
   done
   ensure_venv
-  # tests also run first boot's tools on the host: growpart, ssh-keygen, systemd-machine-id-setup
-  apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd
+  # tests also run first boot's tools on the host (growpart, ssh-keygen, systemd-machine-id-setup)
+  # and drive Debian's chromium with Playwright
+  apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"
