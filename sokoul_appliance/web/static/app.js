@@ -1,0 +1,1757 @@
+// SOKOUL control panel and setup wizard: a small single-page app over the JSON API
+// described in docs/api.md. No framework, nothing fetched from outside this appliance.
+// The DOM is built with createElement/textContent only (no innerHTML with data), no inline
+// styles or handlers: the page runs under a strict Content-Security-Policy.
+
+const STEP_TITLES = {
+  admin: "Administrator",
+  system: "System",
+  network: "Network",
+  storage: "Storage",
+  vpn: "VPN",
+  content: "Content sources",
+  summary: "Summary",
+};
+
+const PAGES = [
+  ["home", "Home"],
+  ["library", "Library"],
+  ["downloads", "Downloads"],
+  ["devices", "Devices"],
+  ["network", "Network"],
+  ["storage", "Storage"],
+  ["system", "System"],
+  ["logs", "Logs"],
+  ["settings", "Settings"],
+];
+
+const STATE_WORDS = {
+  ok: "OK",
+  degraded: "Degraded",
+  not_configured: "Not configured",
+  unavailable: "Unavailable in this build",
+  error: "Error",
+};
+
+const LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+const app = {
+  session: null, // GET /api/session body
+  csrf: "",
+  wizard: null, // GET /api/wizard body
+  results: null, // POST /api/wizard/apply body, kept to show after the wizard closes
+  afterLogin: "#/home",
+  ws: null,
+  wsTimer: 0,
+  wsBackoff: 1000,
+  wsWanted: false,
+  listeners: new Set(), // page-level handlers for WebSocket messages
+  renderSeq: 0,
+};
+
+// ---------------------------------------------------------------- DOM helpers
+
+/** h("div", {class: "x", dataset: {testid: "y"}}, child, "text", [more]) */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") el.className = value;
+      else if (key === "dataset") Object.assign(el.dataset, value);
+      else if (key === "text") el.textContent = value;
+      else if (key === "on") {
+        for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
+      } else if (key in el && typeof value !== "string") el[key] = value;
+      else el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+function tid(name) {
+  return { testid: name };
+}
+
+function main() {
+  return document.getElementById("main");
+}
+
+function setMain(...children) {
+  const m = main();
+  m.replaceChildren(...children.flat().filter(Boolean));
+}
+
+// ---------------------------------------------------------------- formatting
+
+function fmtBytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i += 1;
+  }
+  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+function fmtDriveSize(n) {
+  // Drives are sold in decimal units: show GB below 1 TB, TB above.
+  if (n === null || n === undefined) return "—";
+  const gb = Number(n) / 1e9;
+  if (gb >= 1000) return `${(gb / 1000).toFixed(2)} TB`;
+  return `${gb.toFixed(gb >= 100 ? 0 : 1)} GB`;
+}
+
+function fmtUptime(sec) {
+  if (sec === null || sec === undefined) return "—";
+  let s = Math.max(0, Math.floor(Number(sec)));
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const hr = Math.floor(s / 3600);
+  s -= hr * 3600;
+  const min = Math.floor(s / 60);
+  s -= min * 60;
+  const parts = [];
+  if (d) parts.push(`${d} d`);
+  if (d || hr) parts.push(`${hr} h`);
+  if (d || hr || min) parts.push(`${min} min`);
+  if (!d) parts.push(`${s} s`);
+  return parts.join(" ");
+}
+
+function fmtKhz(khz) {
+  if (khz === null || khz === undefined) return "—";
+  const mhz = Number(khz) / 1000;
+  return mhz >= 1000 ? `${(mhz / 1000).toFixed(2)} GHz` : `${mhz.toFixed(0)} MHz`;
+}
+
+function fmtSpeed(mbps) {
+  if (mbps === null || mbps === undefined) return "unknown speed";
+  return mbps >= 1000 ? `${mbps / 1000} Gbit/s` : `${mbps} Mbit/s`;
+}
+
+function fmtTime(ts) {
+  const d = new Date(Number(ts) * 1000);
+  if (Number.isNaN(d.getTime())) return "";
+  const pad = (x) => String(x).padStart(2, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function linkWord(link) {
+  return { up: "Link up", down: "No link", unknown: "Link unknown" }[link] || "Link unknown";
+}
+
+function stateBadge(state) {
+  const word = STATE_WORDS[state] || (state ? String(state) : "Unknown");
+  return h("span", { class: `badge badge-${state || "unknown"}`, dataset: tid("state-badge") }, word);
+}
+
+/** A readable rendering of any answer value (objects, lists, {"set": true} secrets). */
+function describeValue(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "boolean") return value ? "Yes" : "No";
+  if (Array.isArray(value)) return value.length ? value.map(describeValue).join(", ") : "none";
+  if (typeof value === "object") {
+    if ("set" in value && Object.keys(value).length === 1) {
+      return value.set ? "set (hidden)" : "not set";
+    }
+    return Object.entries(value)
+      .map(([k, v]) => `${humanKey(k)}: ${describeValue(v)}`)
+      .join("; ");
+  }
+  return String(value);
+}
+
+function humanKey(key) {
+  const s = String(key).replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, message, fields, retryAfter) {
+    super(message);
+    this.status = status;
+    this.fields = fields || {};
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function api(method, path, body, opts = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = app.csrf;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (err) {
+    throw new ApiError(0, "The appliance did not answer. Check that it is running and reachable, then try again.");
+  }
+  let data = null;
+  const text = await resp.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      data = null;
+    }
+  }
+  if (!resp.ok) {
+    const e = (data && data.error) || {};
+    const message = e.message || `The appliance answered ${resp.status} ${resp.statusText}.`;
+    const error = new ApiError(resp.status, message, e.fields, resp.headers.get("Retry-After"));
+    if (resp.status === 401 && !opts.noAuthRedirect) {
+      onUnauthenticated();
+    }
+    throw error;
+  }
+  return data;
+}
+
+function updateSession(sess) {
+  if (!sess) return;
+  app.session = { ...(app.session || {}), ...sess };
+  if (sess.csrf_token) app.csrf = sess.csrf_token;
+}
+
+async function refreshSession() {
+  const sess = await api("GET", "/api/session", undefined, { noAuthRedirect: true });
+  app.session = sess;
+  app.csrf = sess.csrf_token || "";
+  return sess;
+}
+
+function onUnauthenticated() {
+  if (app.session) app.session.authenticated = false;
+  stopLive();
+  const here = location.hash || "#/home";
+  if (!here.startsWith("#/login")) app.afterLogin = here;
+  // Take a fresh CSRF token for the login form, then show it.
+  refreshSession()
+    .catch(() => null)
+    .finally(() => {
+      if (location.hash !== "#/login") location.hash = "#/login";
+      else render();
+    });
+}
+
+// ---------------------------------------------------------------- forms and errors
+
+/** Top-of-form message box plus per-field messages next to inputs with matching name. */
+function formErrors(form) {
+  const box = h("div", { class: "form-error", role: "alert", dataset: tid("form-error"), hidden: true });
+  form.prepend(box);
+  return {
+    box,
+    clear() {
+      box.hidden = true;
+      box.replaceChildren();
+      for (const el of form.querySelectorAll(".field-error")) el.remove();
+      for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    },
+    show(err) {
+      this.clear();
+      const unplaced = [];
+      for (const [name, msg] of Object.entries(err.fields || {})) {
+        const input = form.querySelector(`[data-field="${CSS.escape(name)}"]`) ||
+          form.querySelector(`[name="${CSS.escape(name)}"]`);
+        if (!input) {
+          unplaced.push(`${humanKey(name)}: ${msg}`);
+          continue;
+        }
+        const id = `err-${name.replace(/[^a-zA-Z0-9_-]/g, "-")}`;
+        const p = h("p", { class: "field-error", id, dataset: tid(`field-error-${name}`) }, msg);
+        const anchor = input.closest(".field") || input.closest("fieldset") || input;
+        anchor.appendChild(p);
+        if (input.matches("input, select, textarea")) {
+          input.setAttribute("aria-invalid", "true");
+          input.setAttribute("aria-describedby", id);
+        }
+      }
+      box.append(h("p", null, err.message || "Something went wrong."));
+      if (unplaced.length) box.append(h("ul", null, unplaced.map((m) => h("li", null, m))));
+      box.hidden = false;
+      box.scrollIntoView({ block: "nearest" });
+    },
+  };
+}
+
+let idSeq = 0;
+
+/** A labelled input inside a .field wrapper. */
+function field(label, input, hint) {
+  if (!input.id) {
+    idSeq += 1;
+    input.id = `f${idSeq}`;
+  }
+  const parts = [h("label", { for: input.id }, label), input];
+  if (hint) {
+    const hintEl = h("p", { class: "hint", id: `${input.id}-hint` }, hint);
+    input.setAttribute("aria-describedby", hintEl.id);
+    parts.push(hintEl);
+  }
+  return h("div", { class: "field" }, parts);
+}
+
+function textInput(name, value, extra = {}) {
+  return h("input", { type: "text", name, value: value ?? "", dataset: tid(`input-${name}`), ...extra });
+}
+
+function busy(button, on) {
+  button.disabled = on;
+  button.classList.toggle("busy", on);
+}
+
+function pageHeader(title, ...extra) {
+  return h("div", { class: "page-header" }, h("h1", { tabindex: "-1" }, title), extra);
+}
+
+function stateLine(obj) {
+  return h(
+    "div",
+    { class: "state-line", dataset: tid("state-line") },
+    stateBadge(obj && obj.state),
+    h("span", { class: "state-detail", dataset: tid("state-detail") }, (obj && obj.detail) || ""),
+  );
+}
+
+function emptyRow(cols, text) {
+  return h("tr", { class: "empty" }, h("td", { colspan: String(cols) }, text));
+}
+
+function table(caption, headers, rows, testid) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { dataset: tid(testid) },
+      h("caption", null, caption),
+      h("thead", null, h("tr", null, headers.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", null, rows),
+    ),
+  );
+}
+
+function errorPanel(err, retry) {
+  return h(
+    "div",
+    { class: "panel-error", role: "alert", dataset: tid("page-error") },
+    h("p", null, err.message || String(err)),
+    retry ? h("button", { type: "button", on: { click: retry } }, "Try again") : null,
+  );
+}
+
+// ---------------------------------------------------------------- routing
+
+function route() {
+  const hash = location.hash || "";
+  const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  return { name: parts[0] || "", arg: parts[1] || "" };
+}
+
+function go(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+async function render() {
+  const seq = ++app.renderSeq;
+  app.listeners.clear();
+  const r = route();
+  const sess = app.session;
+  if (!sess) return;
+
+  if (!sess.setup_complete) {
+    showChrome(false);
+    if (r.name === "login") return renderLogin(seq);
+    return renderWizard(seq, r.arg);
+  }
+  if (r.name === "wizard" && r.arg === "done" && app.results) {
+    showChrome(false);
+    return renderResults();
+  }
+  if (!sess.authenticated) {
+    showChrome(false);
+    if (r.name !== "login") {
+      if (PAGES.some(([name]) => name === r.name)) app.afterLogin = `#/${r.name}`;
+      location.replace("#/login");
+    }
+    return renderLogin(seq);
+  }
+  const page = PAGES.find(([name]) => name === r.name);
+  if (!page) {
+    location.replace("#/home");
+    return;
+  }
+  showChrome(true, page[0]);
+  startLive();
+  return PAGE_RENDERERS[page[0]](seq);
+}
+
+function stale(seq) {
+  return seq !== app.renderSeq;
+}
+
+function showChrome(panel, current) {
+  const nav = document.getElementById("nav");
+  const toggle = document.getElementById("menu-toggle");
+  const live = document.getElementById("live");
+  const layout = document.getElementById("layout");
+  layout.classList.toggle("with-nav", panel);
+  nav.hidden = !panel;
+  toggle.hidden = !panel;
+  live.hidden = !panel;
+  if (!panel) {
+    stopLive();
+    return;
+  }
+  if (!nav.firstChild) buildNav(nav);
+  for (const a of nav.querySelectorAll("a[data-page]")) {
+    if (a.dataset.page === current) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  closeMenu();
+}
+
+function buildNav(nav) {
+  nav.append(
+    h(
+      "ul",
+      null,
+      PAGES.map(([name, title]) =>
+        h("li", null, h("a", { href: `#/${name}`, dataset: { page: name, testid: `nav-${name}` } }, title)),
+      ),
+    ),
+  );
+}
+
+function closeMenu() {
+  document.getElementById("nav").classList.remove("open");
+  document.getElementById("menu-toggle").setAttribute("aria-expanded", "false");
+}
+
+// ---------------------------------------------------------------- login
+
+function renderLogin(seq) {
+  const user = textInput("username", (app.session && app.session.username) || "admin", {
+    autocomplete: "username",
+    autocapitalize: "none",
+    spellcheck: "false",
+    required: true,
+  });
+  const pass = h("input", {
+    type: "password",
+    name: "password",
+    autocomplete: "current-password",
+    required: true,
+    dataset: tid("input-password"),
+  });
+  const submit = h("button", { type: "submit", class: "primary", dataset: tid("login-submit") }, "Log in");
+  const form = h(
+    "form",
+    { class: "card narrow", dataset: tid("login-form"), novalidate: true },
+    h("h1", null, "Log in"),
+    h(
+      "p",
+      { class: "muted" },
+      app.session && !app.session.setup_complete
+        ? "The administrator account exists. Log in with it to continue the setup."
+        : "Log in with the administrator account created in the setup wizard.",
+    ),
+    field("User name", user),
+    field("Password", pass),
+    h("div", { class: "actions" }, submit),
+  );
+  const errors = formErrors(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.clear();
+    busy(submit, true);
+    try {
+      const sess = await api("POST", "/api/login", { username: user.value.trim(), password: pass.value }, {
+        noAuthRedirect: true,
+      });
+      updateSession(sess);
+      // The token changes on login: take the fresh one.
+      await refreshSession();
+      const target = app.session.setup_complete ? app.afterLogin || "#/home" : "#/wizard";
+      app.afterLogin = "#/home";
+      go(target.startsWith("#/login") ? "#/home" : target);
+    } catch (err) {
+      if (err.status === 429 && err.retryAfter && !/\d/.test(err.message)) {
+        err.message = `${err.message} (try again in ${err.retryAfter} s)`;
+      }
+      errors.show(err);
+      pass.value = "";
+      pass.focus();
+    } finally {
+      busy(submit, false);
+    }
+  });
+  setMain(h("section", { class: "page page-login", dataset: tid("page-login") }, form));
+  (user.value ? pass : user).focus();
+}
+
+// ---------------------------------------------------------------- wizard
+
+async function loadWizard() {
+  const wiz = await api("GET", "/api/wizard");
+  app.wizard = wiz;
+  return wiz;
+}
+
+async function renderWizard(seq, stepArg) {
+  let wiz = app.wizard;
+  if (!wiz) {
+    setMain(h("p", { class: "loading" }, "Loading the setup wizard…"));
+    try {
+      wiz = await loadWizard();
+    } catch (err) {
+      if (stale(seq)) return;
+      if (err.status === 401) return; // onUnauthenticated shows the login form
+      if (err.status === 410) {
+        await refreshSession();
+        return go("#/home");
+      }
+      setMain(errorPanel(err, () => render()));
+      return;
+    }
+    if (stale(seq)) return;
+  }
+  if (wiz.login_required) {
+    // The admin account exists: the rest of the wizard belongs to its owner.
+    app.wizard = null;
+    app.afterLogin = "#/wizard";
+    location.replace("#/login");
+    return;
+  }
+  const steps = wiz.steps || Object.keys(STEP_TITLES);
+  // current_step null while setup is open means every step is answered: stay on the last one.
+  const currentIdx = wiz.current_step ? Math.max(0, steps.indexOf(wiz.current_step)) : steps.length - 1;
+  let step = stepArg;
+  // Go to the step the server says is next unless the person went back to an earlier one.
+  if (!steps.includes(step) || steps.indexOf(step) > currentIdx) {
+    location.replace(`#/wizard/${steps[currentIdx]}`);
+    step = steps[currentIdx];
+  }
+  const idx = steps.indexOf(step);
+  const builder = WIZARD_STEPS[step];
+  const answers = (wiz.answers || {})[step] || null;
+  const opts = wiz.options || {};
+
+  const indicator = h(
+    "ol",
+    { class: "steps", dataset: tid("wizard-indicator"), "aria-label": "Setup steps" },
+    steps.map((s, i) => {
+      const cls = i < idx ? "done" : i === idx ? "current" : i <= currentIdx ? "reachable" : "todo";
+      const label = h("span", { class: "step-label" }, STEP_TITLES[s] || humanKey(s));
+      const num = h("span", { class: "step-num", "aria-hidden": "true" }, String(i + 1));
+      const inner =
+        i !== idx && i <= currentIdx
+          ? h("a", { href: `#/wizard/${s}` }, num, label)
+          : h("span", null, num, label);
+      return h(
+        "li",
+        { class: cls, "aria-current": i === idx ? "step" : null, dataset: { step: s } },
+        inner,
+      );
+    }),
+  );
+
+  const form = h("form", { class: "card wizard-form", novalidate: true, dataset: tid("wizard-form") });
+  const errors = formErrors(form);
+  const back = h(
+    "button",
+    { type: "button", class: "secondary", dataset: tid("wizard-back"), disabled: idx === 0 },
+    "Back",
+  );
+  back.addEventListener("click", () => go(`#/wizard/${steps[Math.max(0, idx - 1)]}`));
+  const next = h(
+    "button",
+    { type: "submit", class: "primary", dataset: tid(step === "summary" ? "wizard-apply" : "wizard-next") },
+    step === "summary" ? "Apply" : "Next",
+  );
+  const actions = h("div", { class: "actions wizard-actions" }, back, next);
+
+  const ctx = { wiz, opts, answers, form, errors, next, actions, extraButtons: [] };
+  const body = builder(ctx);
+  form.append(
+    h("h1", { tabindex: "-1" }, `Step ${idx + 1} of ${steps.length}: ${STEP_TITLES[step] || humanKey(step)}`),
+    body.content,
+    actions,
+  );
+  for (const b of ctx.extraButtons) actions.insertBefore(b, next);
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.clear();
+    let payload;
+    try {
+      payload = await body.collect();
+    } catch (err) {
+      errors.show(err);
+      return;
+    }
+    if (payload === undefined) {
+      // Nothing to send (e.g. keep a saved VPN config): just move on.
+      go(`#/wizard/${steps[idx + 1]}`);
+      return;
+    }
+    busy(next, true);
+    try {
+      if (step === "summary") {
+        await submitApply(errors);
+        return;
+      }
+      const res = await api("PUT", `/api/wizard/steps/${step}`, payload);
+      if (res && res.session) updateSession(res.session);
+      else if (step === "admin") await refreshSession();
+      app.wizard = stripSession(res);
+      const nextStep = app.wizard.current_step && steps.indexOf(app.wizard.current_step) > idx
+        ? steps[idx + 1]
+        : app.wizard.current_step || steps[idx + 1];
+      go(`#/wizard/${nextStep}`);
+    } catch (err) {
+      if (err.status === 409 || err.status === 410) {
+        // Another step must come first, or setup finished elsewhere: reload the wizard state.
+        app.wizard = null;
+      }
+      if (err.status !== 401) errors.show(err);
+    } finally {
+      busy(next, false);
+    }
+  });
+
+  setMain(
+    h(
+      "section",
+      { class: "page page-wizard", dataset: { testid: `wizard-step-${step}`, step } },
+      h("p", { class: "eyebrow" }, "Setup"),
+      indicator,
+      form,
+    ),
+  );
+  const first = form.querySelector("input:not([type=hidden]):not([disabled]), select, textarea");
+  if (first && step !== "summary") first.focus();
+}
+
+function stripSession(res) {
+  if (!res) return res;
+  const { session, ...rest } = res;
+  return rest;
+}
+
+async function submitApply(errors) {
+  await api("PUT", "/api/wizard/steps/summary", {});
+  const res = await api("POST", "/api/wizard/apply", {});
+  app.results = res;
+  app.wizard = null;
+  try {
+    await refreshSession();
+  } catch (err) {
+    // The results still show; the panel button retries the session.
+  }
+  if (app.session) app.session.setup_complete = true;
+  go("#/wizard/done");
+}
+
+function validationError(message, fields) {
+  return new ApiError(400, message, fields);
+}
+
+function radioCard(name, value, checked, title, lines, testid) {
+  const input = h("input", { type: "radio", name, value, checked: !!checked, dataset: tid(testid) });
+  return h(
+    "label",
+    { class: "choice" },
+    input,
+    h("span", { class: "choice-body" }, h("span", { class: "choice-title" }, title), lines.map((l) => h("span", { class: "choice-line" }, l))),
+  );
+}
+
+function checkedValue(form, name) {
+  const el = form.querySelector(`input[name="${name}"]:checked`);
+  return el ? el.value : null;
+}
+
+const WIZARD_STEPS = {
+  admin(ctx) {
+    const a = ctx.answers || {};
+    const user = textInput("username", a.username || "admin", {
+      autocomplete: "username",
+      autocapitalize: "none",
+      spellcheck: "false",
+      maxlength: "32",
+      required: true,
+    });
+    const pw = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, dataset: tid("input-password") });
+    const pw2 = h("input", { type: "password", name: "password_again", autocomplete: "new-password", required: true, dataset: tid("input-password_again") });
+    const content = h(
+      "div",
+      null,
+      h("p", null, "Create the administrator account that signs in to this control panel."),
+      a.username
+        ? h("p", { class: "note" }, `The account "${a.username}" is already created. To change it, type a password again.`)
+        : null,
+      field("User name", user, "1 to 32 characters: lower-case letters, digits, - and _."),
+      field("Password", pw, "At least 8 characters."),
+      field("Password again", pw2),
+    );
+    return {
+      content,
+      collect() {
+        const fields = {};
+        if (pw.value.length < 8) fields.password = "Use at least 8 characters.";
+        if (pw.value !== pw2.value) fields.password_again = "The two passwords are not the same.";
+        if (Object.keys(fields).length) throw validationError("Please check the password.", fields);
+        return { username: user.value.trim(), password: pw.value, password_again: pw2.value };
+      },
+    };
+  },
+
+  system(ctx) {
+    const a = ctx.answers || {};
+    const defaults = ctx.opts.defaults || {};
+    const host = textInput("hostname", a.hostname || defaults.hostname || "", {
+      autocapitalize: "none",
+      spellcheck: "false",
+      maxlength: "63",
+      required: true,
+    });
+    const tzValue = a.timezone || defaults.timezone || "Etc/UTC";
+    const zones = ctx.opts.timezones && ctx.opts.timezones.length ? ctx.opts.timezones : [tzValue];
+    const tz = h(
+      "select",
+      { name: "timezone", dataset: tid("input-timezone") },
+      zones.map((z) => h("option", { value: z, selected: z === tzValue }, z)),
+    );
+    return {
+      content: h(
+        "div",
+        null,
+        h("p", null, "Name this appliance on your network and set its clock's time zone."),
+        field("Host name", host, "Letters, digits and hyphens, up to 63 characters (for example sokoul-living-room)."),
+        field("Time zone", tz),
+      ),
+      collect: () => ({ hostname: host.value.trim(), timezone: tz.value }),
+    };
+  },
+
+  network(ctx) {
+    const a = ctx.answers || {};
+    const ports = ctx.opts.ports || [];
+    const defaults = ctx.opts.defaults || {};
+    const byLink = [...ports].sort((x, y) => (x.link === "up" ? 0 : 1) - (y.link === "up" ? 0 : 1));
+    const inetDefault = a.internet_port || (byLink[0] && byLink[0].name);
+    const streamDefault = a.streaming_port || (ports.find((p) => p.name !== inetDefault) || {}).name;
+    const portLines = (p) => [
+      `MAC ${p.mac || "unknown"} · PCI ${p.pci_path || "unknown"}${p.driver ? ` · ${p.driver}` : ""}`,
+      `${linkWord(p.link)} · ${fmtSpeed(p.speed_mbps)}`,
+    ];
+    const group = (role, legend, hint, chosen) =>
+      h(
+        "fieldset",
+        { class: "choices", dataset: { field: `${role}_port`, testid: `ports-${role}` } },
+        h("legend", null, legend),
+        h("p", { class: "hint" }, hint),
+        ports.length
+          ? ports.map((p) => radioCard(`${role}_port`, p.name, p.name === chosen, p.name, portLines(p), `port-${role}-${p.name}`))
+          : h("p", { class: "note" }, "No network ports were found on this board."),
+      );
+    const subnet = textInput("streaming_subnet", a.streaming_subnet || defaults.streaming_subnet || "10.0.1.1/24", {
+      autocapitalize: "none",
+      spellcheck: "false",
+    });
+    return {
+      content: h(
+        "div",
+        null,
+        h("p", null, "This appliance has two network ports. One connects to your router and the internet; the other serves a private network for your TVs and players."),
+        group("internet", "Internet port", "Plug this port into your home router.", inetDefault),
+        group("streaming", "Streaming port", "Plug your TV, player or a switch for them into this port.", streamDefault),
+        field("Streaming network", subnet, "The appliance's address and prefix on the streaming port, a private IPv4 range (for example 10.0.1.1/24)."),
+      ),
+      collect() {
+        const inet = checkedValue(ctx.form, "internet_port");
+        const stream = checkedValue(ctx.form, "streaming_port");
+        const fields = {};
+        if (!inet) fields.internet_port = "Choose the port for the internet.";
+        if (!stream) fields.streaming_port = "Choose the port for the streaming network.";
+        if (inet && stream && inet === stream) fields.streaming_port = "Choose a different port than the internet port.";
+        if (Object.keys(fields).length) throw validationError("Please choose two different ports.", fields);
+        return { internet_port: inet, streaming_port: stream, streaming_subnet: subnet.value.trim() };
+      },
+    };
+  },
+
+  storage(ctx) {
+    const a = ctx.answers || {};
+    const drives = ctx.opts.drives || [];
+    const sysDefault = a.system_drive || (drives.find((d) => d.holds_system) || drives[0] || {}).name;
+    const mediaDefault = a.system_drive
+      ? a.media_drive || ""
+      : (drives.find((d) => d.name !== sysDefault) || {}).name || "";
+    const driveLines = (d) => [
+      `${d.model || "Unknown model"} · serial ${d.serial || "unknown"}`,
+      `${fmtDriveSize(d.size_bytes)}${d.holds_system ? " · holds the running system" : ""}`,
+    ];
+    const sysGroup = h(
+      "fieldset",
+      { class: "choices", dataset: { field: "system_drive", testid: "drives-system" } },
+      h("legend", null, "System drive"),
+      h("p", { class: "hint" }, "Holds the operating system and the appliance's database."),
+      drives.length
+        ? drives.map((d) => radioCard("system_drive", d.name, d.name === sysDefault, d.name, driveLines(d), `drive-system-${d.name}`))
+        : h("p", { class: "note" }, "No NVMe drives were found."),
+    );
+    const mediaGroup = h(
+      "fieldset",
+      { class: "choices", dataset: { field: "media_drive", testid: "drives-media" } },
+      h("legend", null, "Media drive"),
+      h("p", { class: "hint" }, "Holds your library, downloads and cache."),
+      drives.map((d) => radioCard("media_drive", d.name, d.name === mediaDefault, d.name, driveLines(d), `drive-media-${d.name}`)),
+      radioCard("media_drive", "", !mediaDefault, "No media drive", ["Keep media on the system drive for now."], "drive-media-none"),
+    );
+    const fmt = h("input", { type: "checkbox", name: "format_media", checked: !!a.format_media, dataset: tid("input-format_media") });
+    const confirmText = h("code", { class: "confirm-text", dataset: tid("confirm-text") });
+    const confirm = textInput("confirm", "", { autocomplete: "off", autocapitalize: "none", spellcheck: "false" });
+    const confirmBox = h(
+      "div",
+      { class: "danger-box", dataset: tid("format-confirm-box"), hidden: true },
+      h("p", { class: "danger-title" }, "Everything on this drive will be erased."),
+      h("p", null, "Formatting deletes every file and partition on the media drive. To confirm, type exactly:"),
+      h("p", null, confirmText),
+      field("Type the text above", confirm),
+    );
+    const fmtRow = h(
+      "div",
+      { class: "field checkbox-field" },
+      h("label", null, fmt, " Format the media drive (erase it and make a fresh file system)"),
+    );
+    const update = () => {
+      const media = checkedValue(ctx.form, "media_drive") || "";
+      const drive = drives.find((d) => d.name === media);
+      fmt.disabled = !drive;
+      if (!drive) fmt.checked = false;
+      confirmText.textContent = drive ? drive.confirm_text || `${drive.model} ${drive.serial}` : "";
+      confirmBox.hidden = !(fmt.checked && drive);
+    };
+    const content = h(
+      "div",
+      null,
+      h("p", null, "Choose which drive runs the system and which one stores your media."),
+      sysGroup,
+      mediaGroup,
+      fmtRow,
+      confirmBox,
+    );
+    content.addEventListener("change", update);
+    queueMicrotask(update);
+    return {
+      content,
+      collect() {
+        const sys = checkedValue(ctx.form, "system_drive");
+        const media = checkedValue(ctx.form, "media_drive") || null;
+        const fields = {};
+        if (!sys) fields.system_drive = "Choose the system drive.";
+        if (media && media === sys) fields.media_drive = "The media drive must be a different drive than the system drive.";
+        if (Object.keys(fields).length) throw validationError("Please check the drive choices.", fields);
+        const format = !!(media && fmt.checked);
+        return { system_drive: sys, media_drive: media, format_media: format, confirm: format ? confirm.value : "" };
+      },
+    };
+  },
+
+  vpn(ctx) {
+    const a = ctx.answers || {};
+    const saved = !!((a.wireguard_conf && a.wireguard_conf.set) || a.configured === true);
+    const mode0 = saved ? "keep" : "none";
+    const modeNone = radioCard("vpn_mode", "none", mode0 === "none", "No VPN", ["Downloads use your internet connection directly. You can add a VPN later."], "vpn-none");
+    const modeKeep = saved
+      ? radioCard("vpn_mode", "keep", mode0 === "keep", "Keep the saved WireGuard config", [a.summary ? describeValue(a.summary) : "The saved config is kept; its private key is never shown."], "vpn-keep")
+      : null;
+    const modeNew = radioCard("vpn_mode", "conf", false, saved ? "Use a new WireGuard config" : "Use a WireGuard config", ["Downloads go only through this VPN; if it is down, they stop."], "vpn-conf");
+    const conf = h("textarea", {
+      name: "wireguard_conf",
+      rows: "12",
+      spellcheck: "false",
+      autocapitalize: "none",
+      class: "mono",
+      placeholder: "[Interface]\nPrivateKey = …\nAddress = …\n\n[Peer]\nPublicKey = …\nAllowedIPs = 0.0.0.0/0\nEndpoint = …",
+      dataset: tid("input-wireguard_conf"),
+    });
+    const file = h("input", { type: "file", name: "wireguard_file", accept: ".conf,text/plain", dataset: tid("input-wireguard_file") });
+    const fileNote = h("p", { class: "hint", role: "status" });
+    file.addEventListener("change", async () => {
+      const f = file.files && file.files[0];
+      if (!f) return;
+      if (f.size > 64 * 1024) {
+        fileNote.textContent = `${f.name} is too large to be a WireGuard config.`;
+        return;
+      }
+      conf.value = await f.text();
+      fileNote.textContent = `Read ${f.name}. The file stays on this device until you press Next.`;
+      ctx.form.querySelector('input[name="vpn_mode"][value="conf"]').checked = true;
+      update();
+    });
+    const confBox = h(
+      "div",
+      { class: "sub-box", dataset: { field: "wireguard_conf" } },
+      field("WireGuard config (wg-quick .conf)", conf, "Paste the config from your VPN provider, or read it from a file below."),
+      field("…or read a .conf file", file),
+      fileNote,
+    );
+    const update = () => {
+      const mode = checkedValue(ctx.form, "vpn_mode");
+      confBox.hidden = mode !== "conf";
+    };
+    const skip = h("button", { type: "button", class: "secondary", dataset: tid("wizard-skip") }, "Skip (no VPN)");
+    skip.addEventListener("click", () => {
+      ctx.form.querySelector('input[name="vpn_mode"][value="none"]').checked = true;
+      update();
+      ctx.form.requestSubmit(ctx.next);
+    });
+    ctx.extraButtons.push(skip);
+    const content = h(
+      "div",
+      null,
+      h("p", null, "A VPN keeps your downloads private. The appliance uses WireGuard; your VPN provider gives you a config file."),
+      h("fieldset", { class: "choices" }, h("legend", null, "VPN for downloads"), modeNone, modeKeep, modeNew),
+      confBox,
+    );
+    content.addEventListener("change", update);
+    queueMicrotask(update);
+    return {
+      content,
+      collect() {
+        const mode = checkedValue(ctx.form, "vpn_mode");
+        if (mode === "keep") return undefined;
+        if (mode === "conf") {
+          if (!conf.value.trim()) {
+            throw validationError("Paste a WireGuard config or choose No VPN.", { wireguard_conf: "The config is empty." });
+          }
+          return { wireguard_conf: conf.value };
+        }
+        return { wireguard_conf: null };
+      },
+    };
+  },
+
+  content(ctx) {
+    const a = ctx.answers || {};
+    const keySet = !!(a.tmdb_api_key && a.tmdb_api_key.set);
+    const key = textInput("tmdb_api_key", "", { autocomplete: "off", spellcheck: "false", autocapitalize: "none" });
+    const urls = h("textarea", {
+      name: "torznab_urls",
+      rows: "5",
+      spellcheck: "false",
+      autocapitalize: "none",
+      class: "mono",
+      placeholder: "http://indexer.example/api/v2.0/indexers/all/results/torznab/",
+      dataset: tid("input-torznab_urls"),
+    });
+    urls.value = (a.torznab_urls || []).join("\n");
+    return {
+      content: h(
+        "div",
+        null,
+        h("p", null, "Both are optional: the appliance works without them and you can add them later in Settings."),
+        field(
+          "TMDB API key (optional)",
+          key,
+          keySet
+            ? "A key is saved (not shown). Type a new one to replace it; leaving this empty removes it."
+            : "Lets the library fetch posters and descriptions from themoviedb.org.",
+        ),
+        field("Torznab indexer URLs (optional, one per line)", urls, "Each an http:// or https:// address."),
+      ),
+      collect() {
+        const list = urls.value.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+        return { tmdb_api_key: key.value.trim() || null, torznab_urls: list };
+      },
+    };
+  },
+
+  summary(ctx) {
+    const steps = (ctx.wiz.steps || Object.keys(STEP_TITLES)).filter((s) => s !== "summary");
+    const all = ctx.wiz.answers || {};
+    const sections = steps.map((s) => {
+      const ans = all[s];
+      const rows = ans && typeof ans === "object" && Object.keys(ans).length
+        ? Object.entries(ans).map(([k, v]) =>
+            h("div", { class: "kv" }, h("dt", null, humanKey(k)), h("dd", { dataset: tid(`summary-${s}-${k}`) }, describeValue(v))),
+          )
+        : [h("div", { class: "kv" }, h("dt", null, "Answer"), h("dd", null, s === "vpn" ? "No VPN" : "Nothing entered"))];
+      return h(
+        "section",
+        { class: "summary-section", dataset: tid(`summary-${s}`) },
+        h("div", { class: "summary-head" }, h("h2", null, STEP_TITLES[s] || humanKey(s)), h("a", { href: `#/wizard/${s}` }, "Change")),
+        h("dl", null, rows),
+      );
+    });
+    return {
+      content: h(
+        "div",
+        null,
+        h("p", null, "Check your answers. Apply saves them and configures what this build can configure."),
+        sections,
+      ),
+      collect: () => ({}),
+    };
+  },
+};
+
+function resultWord(status) {
+  return { applied: "Applied", stored: "Saved for later", failed: "Failed" }[status] || humanKey(status || "unknown");
+}
+
+function renderResults() {
+  const res = app.results || { results: [] };
+  const items = (res.results || []).map((r) => {
+    const extra = r.status === "stored"
+      ? h(
+          "p",
+          { class: "stored-note" },
+          `Saved, will be applied when ${managerName(r.item)} is available in a later version.`,
+        )
+      : null;
+    return h(
+      "li",
+      { class: `result result-${r.status}`, dataset: { testid: "result-item", status: r.status || "" } },
+      h("div", { class: "result-head" }, h("span", { class: `badge badge-result-${r.status}` }, resultWord(r.status)), h("strong", null, r.item)),
+      h("p", { class: "result-detail" }, r.detail || ""),
+      extra,
+    );
+  });
+  const failed = (res.results || []).filter((r) => r.status === "failed").length;
+  const button = h("button", { type: "button", class: "primary", dataset: tid("wizard-open-panel") }, "Open the control panel");
+  button.addEventListener("click", async () => {
+    busy(button, true);
+    try {
+      await refreshSession();
+    } catch (err) {
+      // fall through: render() shows login if needed
+    }
+    app.results = null;
+    busy(button, false);
+    go(app.session && app.session.authenticated ? "#/home" : "#/login");
+  });
+  setMain(
+    h(
+      "section",
+      { class: "page page-results", dataset: tid("wizard-results") },
+      h(
+        "div",
+        { class: "card" },
+        h("h1", { tabindex: "-1" }, "Setup is complete"),
+        h(
+          "p",
+          null,
+          failed
+            ? `${failed} item${failed > 1 ? "s" : ""} could not be applied; the details say why. You can fix them in the control panel.`
+            : "Here is what was done with your answers.",
+        ),
+        h("ul", { class: "results" }, items),
+        h("div", { class: "actions" }, button),
+      ),
+    ),
+  );
+}
+
+function managerName(item) {
+  const s = String(item || "").toLowerCase();
+  if (s.includes("network") || s.includes("port")) return "the network manager";
+  if (s.includes("storage") || s.includes("drive")) return "the storage manager";
+  if (s.includes("vpn") || s.includes("wireguard")) return "the VPN manager";
+  if (s.includes("content") || s.includes("tmdb") || s.includes("torznab") || s.includes("library")) return "the library manager";
+  if (s.includes("host") || s.includes("time") || s.includes("system")) return "the system manager";
+  return `the manager for "${item}"`;
+}
+
+// ---------------------------------------------------------------- live updates (WebSocket)
+
+function setLive(state) {
+  const live = document.getElementById("live");
+  const text = document.getElementById("live-text");
+  live.dataset.state = state;
+  text.textContent = { on: "Live", connecting: "Connecting…", off: "Offline" }[state] || state;
+}
+
+function startLive() {
+  app.wsWanted = true;
+  if (app.ws || app.wsTimer) return;
+  connectLive();
+}
+
+function stopLive() {
+  app.wsWanted = false;
+  if (app.wsTimer) {
+    clearTimeout(app.wsTimer);
+    app.wsTimer = 0;
+  }
+  if (app.ws) {
+    const ws = app.ws;
+    app.ws = null;
+    ws.close(1000);
+  }
+  setLive("off");
+}
+
+function connectLive() {
+  app.wsTimer = 0;
+  if (!app.wsWanted) return;
+  setLive("connecting");
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/api/ws`);
+  app.ws = ws;
+  let opened = false;
+  ws.addEventListener("open", () => {
+    opened = true;
+    app.wsBackoff = 1000;
+    setLive("on");
+  });
+  ws.addEventListener("message", (ev) => {
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch (err) {
+      return;
+    }
+    if (msg.type === "system" && msg.data && msg.data.hostname) {
+      document.getElementById("brand-host").textContent = msg.data.hostname;
+    }
+    for (const fn of app.listeners) {
+      try {
+        fn(msg);
+      } catch (err) {
+        // A page's handler must not break the stream for the others.
+      }
+    }
+  });
+  ws.addEventListener("close", () => {
+    if (app.ws !== ws) return;
+    app.ws = null;
+    if (!app.wsWanted) return;
+    setLive("off");
+    const delay = app.wsBackoff;
+    app.wsBackoff = Math.min(app.wsBackoff * 2, 30000);
+    app.wsTimer = setTimeout(async () => {
+      app.wsTimer = 0;
+      if (!opened) {
+        // Refused: maybe the session ended (the server answers 401 to the upgrade).
+        try {
+          const sess = await refreshSession();
+          if (!sess.authenticated) {
+            onUnauthenticated();
+            return;
+          }
+        } catch (err) {
+          // The appliance is away: keep trying.
+        }
+      }
+      connectLive();
+    }, delay);
+  });
+}
+
+function onLive(fn) {
+  app.listeners.add(fn);
+}
+
+// ---------------------------------------------------------------- panel pages
+
+async function loadPage(seq, title, path, build) {
+  const section = h("section", { class: "page", dataset: tid(`page-${title.toLowerCase()}`) }, pageHeader(title), h("p", { class: "loading" }, "Loading…"));
+  setMain(section);
+  let data;
+  try {
+    data = await api("GET", path);
+  } catch (err) {
+    if (stale(seq) || err.status === 401) return;
+    section.replaceChildren(pageHeader(title), errorPanel(err, () => render()));
+    return;
+  }
+  if (stale(seq)) return;
+  section.replaceChildren(pageHeader(title), ...[build(data, section)].flat().filter(Boolean));
+  section.dataset.loaded = "true";
+}
+
+const PAGE_RENDERERS = {
+  home(seq) {
+    return loadPage(seq, "Home", "/api/overview", (ov) => {
+      document.getElementById("brand-host").textContent = ov.hostname || "";
+      const uptime = h("dd", { dataset: tid("overview-uptime") }, fmtUptime(ov.uptime_seconds));
+      onLive((msg) => {
+        if (msg.type === "system" && msg.data && msg.data.uptime_seconds !== undefined) {
+          uptime.textContent = fmtUptime(msg.data.uptime_seconds);
+        }
+      });
+      const cards = (ov.subsystems || []).map((s) =>
+        h(
+          "article",
+          { class: `sub-card state-${s.state}`, dataset: { testid: `subsystem-${s.name}`, state: s.state || "" } },
+          h("div", { class: "sub-head" }, h("h2", null, s.title || humanKey(s.name)), stateBadge(s.state)),
+          h("p", { class: "sub-detail" }, s.detail || ""),
+        ),
+      );
+      return [
+        h(
+          "dl",
+          { class: "facts", dataset: tid("overview-facts") },
+          h("div", { class: "kv" }, h("dt", null, "Host name"), h("dd", { dataset: tid("overview-hostname") }, ov.hostname || "—")),
+          h("div", { class: "kv" }, h("dt", null, "Board"), h("dd", null, ov.board || "—")),
+          h("div", { class: "kv" }, h("dt", null, "Version"), h("dd", { dataset: tid("overview-version") }, ov.version || "—")),
+          h("div", { class: "kv" }, h("dt", null, "Up for"), uptime),
+        ),
+        h("h2", { class: "section-title" }, "Subsystems"),
+        cards.length ? h("div", { class: "cards", dataset: tid("subsystems") }, cards) : h("p", { class: "muted" }, "The appliance reported no subsystems."),
+      ];
+    });
+  },
+
+  library(seq) {
+    return loadPage(seq, "Library", "/api/library", (d) => {
+      const items = d.items || [];
+      return [
+        stateLine(d),
+        table(
+          `${items.length} item${items.length === 1 ? "" : "s"} in the library`,
+          ["Title", "Year", "Kind", "Path"],
+          items.length
+            ? items.map((it) => h("tr", { dataset: tid("library-row") }, h("td", null, it.title || it.name || "—"), h("td", null, it.year ?? "—"), h("td", null, it.kind || it.type || "—"), h("td", { class: "mono" }, it.path || "—")))
+            : [emptyRow(4, "No items. " + emptyReason(d))],
+          "library-table",
+        ),
+      ];
+    });
+  },
+
+  downloads(seq) {
+    return loadPage(seq, "Downloads", "/api/downloads", (d) => {
+      const list = d.torrents || [];
+      return [
+        stateLine(d),
+        table(
+          `${list.length} download${list.length === 1 ? "" : "s"}`,
+          ["Name", "Progress", "State", "Size"],
+          list.length
+            ? list.map((t) => {
+                const pct = t.progress === undefined || t.progress === null ? null : Number(t.progress) <= 1 ? Number(t.progress) * 100 : Number(t.progress);
+                return h(
+                  "tr",
+                  { dataset: tid("download-row") },
+                  h("td", null, t.name || "—"),
+                  h("td", null, pct === null ? "—" : [h("meter", { min: "0", max: "100", value: String(pct) }), ` ${pct.toFixed(0)} %`]),
+                  h("td", null, t.state || "—"),
+                  h("td", null, fmtBytes(t.size_bytes)),
+                );
+              })
+            : [emptyRow(4, "No downloads. " + emptyReason(d))],
+          "downloads-table",
+        ),
+      ];
+    });
+  },
+
+  devices(seq) {
+    return loadPage(seq, "Devices", "/api/devices", (d) => {
+      const r = d.renderers || [];
+      const c = d.chromecasts || [];
+      const row = (x, kind) =>
+        h("tr", { dataset: tid(`${kind}-row`) }, h("td", null, x.name || x.friendly_name || "—"), h("td", null, x.model || x.model_name || "—"), h("td", { class: "mono" }, x.address || x.host || x.location || "—"));
+      return [
+        stateLine(d),
+        table(`DLNA renderers (${r.length})`, ["Name", "Model", "Address"], r.length ? r.map((x) => row(x, "renderer")) : [emptyRow(3, "No renderers found. " + emptyReason(d))], "renderers-table"),
+        table(`Chromecasts (${c.length})`, ["Name", "Model", "Address"], c.length ? c.map((x) => row(x, "chromecast")) : [emptyRow(3, "No Chromecasts found. " + emptyReason(d))], "chromecasts-table"),
+      ];
+    });
+  },
+
+  network(seq) {
+    return loadPage(seq, "Network", "/api/network", (d) => {
+      const ports = d.ports || [];
+      const plan = d.plan;
+      return [
+        stateLine(d),
+        table(
+          "Network ports",
+          ["Port", "Role", "MAC", "PCI path", "Driver", "Link", "Speed", "Addresses"],
+          ports.length
+            ? ports.map((p) =>
+                h(
+                  "tr",
+                  { dataset: { testid: "port-row", name: p.name } },
+                  h("th", { scope: "row" }, p.name),
+                  h("td", null, p.role ? humanKey(p.role) : "No role"),
+                  h("td", { class: "mono" }, p.mac || "—"),
+                  h("td", { class: "mono" }, p.pci_path || "—"),
+                  h("td", null, p.driver || "—"),
+                  h("td", null, h("span", { class: `link link-${p.link || "unknown"}` }, linkWord(p.link))),
+                  h("td", null, p.speed_mbps ? fmtSpeed(p.speed_mbps) : "—"),
+                  h("td", { class: "mono" }, (p.addresses || []).join(", ") || "—"),
+                ),
+              )
+            : [emptyRow(8, "No network ports were found.")],
+          "ports-table",
+        ),
+        h("h2", { class: "section-title" }, "Plan"),
+        plan
+          ? h(
+              "dl",
+              { class: "facts", dataset: tid("network-plan") },
+              h("div", { class: "kv" }, h("dt", null, "Internet port"), h("dd", null, plan.internet_port || "—")),
+              h("div", { class: "kv" }, h("dt", null, "Streaming port"), h("dd", null, plan.streaming_port || "—")),
+              h("div", { class: "kv" }, h("dt", null, "Streaming network"), h("dd", { class: "mono" }, plan.streaming_subnet || "—")),
+            )
+          : h("p", { class: "muted", dataset: tid("network-plan") }, "No network plan is saved."),
+      ];
+    });
+  },
+
+  storage(seq) {
+    return loadPage(seq, "Storage", "/api/storage", (d) => {
+      const drives = d.drives || [];
+      const fss = d.filesystems || [];
+      const plan = d.plan;
+      return [
+        stateLine(d),
+        table(
+          "Drives",
+          ["Drive", "Role", "Model", "Serial", "Size", "System"],
+          drives.length
+            ? drives.map((x) =>
+                h(
+                  "tr",
+                  { dataset: { testid: "drive-row", name: x.name } },
+                  h("th", { scope: "row" }, x.name),
+                  h("td", null, x.role ? humanKey(x.role) : "No role"),
+                  h("td", null, x.model || "—"),
+                  h("td", { class: "mono" }, x.serial || "—"),
+                  h("td", null, fmtDriveSize(x.size_bytes)),
+                  h("td", null, x.holds_system ? "Holds the running system" : ""),
+                ),
+              )
+            : [emptyRow(6, "No drives were found.")],
+          "drives-table",
+        ),
+        h("h2", { class: "section-title" }, "File systems"),
+        fss.length
+          ? h(
+              "ul",
+              { class: "usage-list", dataset: tid("filesystems") },
+              fss.map((f) => {
+                const used = Math.max(0, Number(f.size_bytes || 0) - Number(f.free_bytes || 0));
+                const pct = f.size_bytes ? (used / f.size_bytes) * 100 : 0;
+                return h(
+                  "li",
+                  { class: "usage", dataset: { testid: "fs-row", mount: f.mount } },
+                  h("div", { class: "usage-head" }, h("strong", { class: "mono" }, f.mount), h("span", null, `${fmtBytes(used)} used of ${fmtBytes(f.size_bytes)} · ${fmtBytes(f.free_bytes)} free`)),
+                  h("meter", { min: "0", max: "100", low: "75", high: "90", optimum: "0", value: pct.toFixed(1), "aria-label": `${f.mount} ${pct.toFixed(0)} % used` }),
+                );
+              }),
+            )
+          : h("p", { class: "muted" }, "No file systems reported."),
+        h("h2", { class: "section-title" }, "Plan"),
+        plan
+          ? h(
+              "dl",
+              { class: "facts", dataset: tid("storage-plan") },
+              h("div", { class: "kv" }, h("dt", null, "System drive"), h("dd", null, plan.system_drive || "—")),
+              h("div", { class: "kv" }, h("dt", null, "Media drive"), h("dd", null, plan.media_drive || "None")),
+              h("div", { class: "kv" }, h("dt", null, "Format media drive"), h("dd", null, plan.format_media ? "Yes" : "No")),
+            )
+          : h("p", { class: "muted", dataset: tid("storage-plan") }, "No storage plan is saved."),
+      ];
+    });
+  },
+
+  system(seq) {
+    return loadPage(seq, "System", "/api/system", (d, section) => {
+      const body = h("div", { class: "system-body" });
+      const fill = (s) => body.replaceChildren(...systemBlocks(s));
+      fill(d);
+      onLive((msg) => {
+        if (msg.type === "system" && msg.data) {
+          fill(msg.data);
+          section.dataset.liveUpdates = String(Number(section.dataset.liveUpdates || "0") + 1);
+        }
+      });
+      return body;
+    });
+  },
+
+  logs(seq) {
+    return loadPage(seq, "Logs", "/api/logs?lines=200", (d) => {
+      const level = h(
+        "select",
+        { name: "level", dataset: tid("log-level") },
+        h("option", { value: "" }, "All levels"),
+        LOG_LEVELS.map((l) => h("option", { value: l }, `${humanKey(l.toLowerCase())} and above`)),
+      );
+      const follow = h("input", { type: "checkbox", name: "follow", checked: true, dataset: tid("log-follow") });
+      const list = h("ol", { class: "log-lines", role: "log", "aria-live": "off", dataset: tid("log-lines") });
+      const box = h("div", { class: "log-box", tabindex: "0", "aria-label": "Log lines" }, list);
+      const count = h("span", { class: "muted", dataset: tid("log-count") });
+      const minIdx = () => (level.value ? LOG_LEVELS.indexOf(level.value) : -1);
+      const visible = (line) => {
+        const i = LOG_LEVELS.indexOf(String(line.level || "").toUpperCase());
+        return minIdx() < 0 || i < 0 || i >= minIdx();
+      };
+      const lineEl = (line) =>
+        h(
+          "li",
+          { class: `log-line level-${String(line.level || "").toLowerCase()}`, dataset: { testid: "log-line", level: String(line.level || "").toUpperCase() }, hidden: !visible(line) },
+          h("span", { class: "log-ts" }, fmtTime(line.ts)),
+          " ",
+          h("span", { class: "log-level" }, line.level || ""),
+          " ",
+          h("span", { class: "log-logger" }, line.logger || ""),
+          " ",
+          h("span", { class: "log-msg" }, line.message || ""),
+        );
+      const lines = [...(d.lines || [])];
+      const updateCount = () => {
+        const shown = list.querySelectorAll("li:not([hidden])").length;
+        count.textContent = `${shown} of ${lines.length} lines shown`;
+      };
+      const scroll = () => {
+        if (follow.checked) box.scrollTop = box.scrollHeight;
+      };
+      list.append(...lines.map(lineEl));
+      level.addEventListener("change", () => {
+        for (const [i, li] of [...list.children].entries()) li.hidden = !visible(lines[i]);
+        updateCount();
+        scroll();
+      });
+      follow.addEventListener("change", scroll);
+      onLive((msg) => {
+        if (msg.type !== "log" || !msg.data) return;
+        lines.push(msg.data);
+        list.append(lineEl(msg.data));
+        while (lines.length > 2000) {
+          lines.shift();
+          list.firstElementChild.remove();
+        }
+        updateCount();
+        scroll();
+      });
+      updateCount();
+      queueMicrotask(scroll);
+      return [
+        h(
+          "div",
+          { class: "toolbar" },
+          field("Show", level),
+          h("div", { class: "field checkbox-field" }, h("label", null, follow, " Follow new lines")),
+          count,
+        ),
+        lines.length ? null : h("p", { class: "muted", dataset: tid("log-empty") }, "No log lines yet; new ones appear here as they are written."),
+        box,
+      ];
+    });
+  },
+
+  settings(seq) {
+    return loadPage(seq, "Settings", "/api/settings", (s) => settingsForms(s));
+  },
+};
+
+function emptyReason(d) {
+  if (!d || d.state === "ok") return "";
+  return d.detail || STATE_WORDS[d.state] || "";
+}
+
+function systemBlocks(s) {
+  const mem = s.memory || {};
+  const used = mem.total_bytes ? mem.total_bytes - (mem.available_bytes || 0) : null;
+  const la = s.load_average || [];
+  const clusters = s.clusters || [];
+  const zones = s.thermal_zones || [];
+  const fans = s.fans || [];
+  return [
+    stateLine(s),
+    h(
+      "dl",
+      { class: "facts", dataset: tid("system-facts") },
+      h("div", { class: "kv" }, h("dt", null, "Board"), h("dd", null, s.board || "—")),
+      h("div", { class: "kv" }, h("dt", null, "Host name"), h("dd", null, s.hostname || "—")),
+      h("div", { class: "kv" }, h("dt", null, "Up for"), h("dd", { dataset: tid("system-uptime") }, fmtUptime(s.uptime_seconds))),
+      h("div", { class: "kv" }, h("dt", null, "Load average"), h("dd", { dataset: tid("system-load") }, la.length ? la.map((x) => Number(x).toFixed(2)).join(" · ") : "—")),
+      h(
+        "div",
+        { class: "kv" },
+        h("dt", null, "Memory"),
+        h(
+          "dd",
+          { dataset: tid("system-memory") },
+          used === null
+            ? "—"
+            : [
+                `${fmtBytes(used)} used of ${fmtBytes(mem.total_bytes)}`,
+                h("meter", { min: "0", max: String(mem.total_bytes), value: String(used), high: String(mem.total_bytes * 0.9), "aria-label": "Memory used" }),
+              ],
+        ),
+      ),
+    ),
+    table(
+      "CPU clusters",
+      ["Core", "CPUs", "Max frequency", "Current", "Load"],
+      clusters.length
+        ? clusters.map((c) =>
+            h(
+              "tr",
+              { dataset: { testid: "cluster-row", core: c.core || "" } },
+              h("th", { scope: "row" }, c.core || "unknown core"),
+              h("td", { class: "mono" }, cpuList(c.cpus || [])),
+              h("td", null, fmtKhz(c.max_khz)),
+              h("td", null, fmtKhz(c.cur_khz)),
+              h(
+                "td",
+                null,
+                c.load_percent === null || c.load_percent === undefined
+                  ? "—"
+                  : [h("meter", { min: "0", max: "100", value: String(c.load_percent), "aria-label": `${c.core} load` }), ` ${Number(c.load_percent).toFixed(0)} %`],
+              ),
+            ),
+          )
+        : [emptyRow(5, "No CPU clusters reported.")],
+      "clusters-table",
+    ),
+    table(
+      "Thermal zones",
+      ["Zone", "Type", "Temperature"],
+      zones.length
+        ? zones.map((z) =>
+            h("tr", { dataset: tid("zone-row") }, h("th", { scope: "row" }, z.name || "—"), h("td", null, z.type || "—"), h("td", null, z.temp_c === null || z.temp_c === undefined ? "—" : `${Number(z.temp_c).toFixed(1)} °C`)),
+          )
+        : [emptyRow(3, "No thermal zones reported.")],
+      "zones-table",
+    ),
+    table(
+      "Fans",
+      ["Fan", "Mode", "Speed"],
+      fans.length
+        ? fans.map((f) =>
+            h("tr", { dataset: tid("fan-row") }, h("th", { scope: "row" }, f.name || "—"), h("td", null, f.mode ? humanKey(f.mode) : "Unknown"), h("td", null, f.rpm === null || f.rpm === undefined ? "—" : `${f.rpm} rpm`)),
+          )
+        : [emptyRow(3, "No fans reported.")],
+      "fans-table",
+    ),
+  ];
+}
+
+/** [0,1,2,3,8] -> "0-3, 8" */
+function cpuList(cpus) {
+  const sorted = [...cpus].map(Number).sort((a, b) => a - b);
+  const out = [];
+  for (let i = 0; i < sorted.length; i += 1) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j += 1;
+    out.push(j > i ? `${sorted[i]}-${sorted[j]}` : String(sorted[i]));
+    i = j;
+  }
+  return out.join(", ") || "—";
+}
+
+function settingsForms(s) {
+  const th = s.thermal || {};
+  const content = s.content || {};
+  const keySet = !!(content.tmdb_api_key && content.tmdb_api_key.set);
+
+  // --- general settings
+  const host = textInput("hostname", s.hostname || "", { autocapitalize: "none", spellcheck: "false", maxlength: "63", dataset: { field: "hostname", testid: "input-hostname" } });
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const tzList = h("datalist", { id: "tz-list" }, zones.map((z) => h("option", { value: z })));
+  const tz = textInput("timezone", s.timezone || "", { list: "tz-list", autocapitalize: "none", spellcheck: "false", dataset: { field: "timezone", testid: "input-timezone" } });
+  const num = (key, value) =>
+    h("input", { type: "number", name: `thermal.${key}`, value: value ?? "", step: "1", min: "20", max: "120", inputmode: "numeric", dataset: { field: `thermal.${key}`, testid: `input-thermal-${key}` } });
+  const thr = num("throttle_c", th.throttle_c);
+  const rel = num("release_c", th.release_c);
+  const crit = num("critical_c", th.critical_c);
+  const urls = h("textarea", { name: "content.torznab_urls", rows: "4", class: "mono", spellcheck: "false", autocapitalize: "none", dataset: { field: "content.torznab_urls", testid: "input-torznab_urls" } });
+  urls.value = (content.torznab_urls || []).join("\n");
+  const serve = h("input", { type: "checkbox", name: "dlna.serve_lan", checked: !!(s.dlna && s.dlna.serve_lan), dataset: { field: "dlna.serve_lan", testid: "input-dlna-serve_lan" } });
+  const saved = h("p", { class: "saved", role: "status", dataset: tid("settings-saved") });
+  const save = h("button", { type: "submit", class: "primary", dataset: tid("settings-save") }, "Save settings");
+  const general = h(
+    "form",
+    { class: "card", novalidate: true, dataset: tid("settings-form") },
+    h("h2", null, "General"),
+    field("Host name", host),
+    field("Time zone", tz, "For example Europe/Paris or Etc/UTC."),
+    tzList,
+    h(
+      "fieldset",
+      { class: "group" },
+      h("legend", null, "Thermal thresholds (°C)"),
+      h("p", { class: "hint" }, "The CPU slows down at the throttle temperature and speeds up again below the release temperature. At the critical temperature the appliance shuts down."),
+      h("div", { class: "row3" }, field("Release at", rel), field("Throttle at", thr), field("Critical at", crit)),
+    ),
+    field("Torznab indexer URLs (one per line)", urls),
+    h("div", { class: "field checkbox-field" }, h("label", null, serve, " Serve media by DLNA on the home network too (not only on the streaming port)")),
+    h("div", { class: "actions" }, save, saved),
+  );
+  const gErr = formErrors(general);
+  general.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    gErr.clear();
+    saved.textContent = "";
+    const toInt = (el) => (el.value === "" ? null : Number(el.value));
+    const body = {
+      hostname: host.value.trim(),
+      timezone: tz.value.trim(),
+      thermal: { throttle_c: toInt(thr), release_c: toInt(rel), critical_c: toInt(crit) },
+      content: { torznab_urls: urls.value.split(/\r?\n/).map((x) => x.trim()).filter(Boolean) },
+      dlna: { serve_lan: serve.checked },
+    };
+    busy(save, true);
+    try {
+      const res = await api("PATCH", "/api/settings", body);
+      saved.textContent = "Saved.";
+      if (res && res.hostname) document.getElementById("brand-host").textContent = res.hostname;
+    } catch (err) {
+      if (err.status !== 401) gErr.show(err);
+    } finally {
+      busy(save, false);
+    }
+  });
+
+  // --- TMDB key
+  const keyState = h("p", { dataset: tid("tmdb-state") }, keySet ? "A TMDB API key is saved (not shown)." : "No TMDB API key is saved.");
+  const key = textInput("content.tmdb_api_key", "", { autocomplete: "off", spellcheck: "false", autocapitalize: "none", dataset: { field: "content.tmdb_api_key", testid: "input-tmdb_api_key" } });
+  const setKey = h("button", { type: "submit", class: "primary", dataset: tid("tmdb-set") }, "Save key");
+  const clearKey = h("button", { type: "button", class: "secondary", dataset: tid("tmdb-clear"), disabled: !keySet }, "Remove key");
+  const keyForm = h("form", { class: "card", novalidate: true, dataset: tid("tmdb-form") }, h("h2", null, "TMDB API key"), keyState, field("New key", key), h("div", { class: "actions" }, setKey, clearKey));
+  const kErr = formErrors(keyForm);
+  const sendKey = async (value, button) => {
+    kErr.clear();
+    busy(button, true);
+    try {
+      const res = await api("PATCH", "/api/settings", { content: { tmdb_api_key: value } });
+      const isSet = !!(res && res.content && res.content.tmdb_api_key && res.content.tmdb_api_key.set);
+      keyState.textContent = isSet ? "A TMDB API key is saved (not shown)." : "No TMDB API key is saved.";
+      clearKey.disabled = !isSet;
+      key.value = "";
+    } catch (err) {
+      if (err.status !== 401) kErr.show(err);
+    } finally {
+      busy(button, false);
+    }
+  };
+  keyForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!key.value.trim()) {
+      kErr.show(validationError("Type the key first.", { "content.tmdb_api_key": "The key is empty." }));
+      return;
+    }
+    sendKey(key.value.trim(), setKey);
+  });
+  clearKey.addEventListener("click", () => sendKey("", clearKey));
+
+  // --- password
+  const cur = h("input", { type: "password", name: "current_password", autocomplete: "current-password", dataset: tid("input-current_password") });
+  const nw = h("input", { type: "password", name: "new_password", autocomplete: "new-password", dataset: tid("input-new_password") });
+  const nw2 = h("input", { type: "password", name: "new_password_again", autocomplete: "new-password", dataset: tid("input-new_password_again") });
+  const pwDone = h("p", { class: "saved", role: "status", dataset: tid("password-saved") });
+  const pwBtn = h("button", { type: "submit", class: "primary", dataset: tid("password-save") }, "Change password");
+  const pwForm = h("form", { class: "card", novalidate: true, dataset: tid("password-form") }, h("h2", null, "Change password"), field("Current password", cur), field("New password", nw, "At least 8 characters."), field("New password again", nw2), h("div", { class: "actions" }, pwBtn, pwDone));
+  const pErr = formErrors(pwForm);
+  pwForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    pErr.clear();
+    pwDone.textContent = "";
+    if (nw.value !== nw2.value) {
+      pErr.show(validationError("The new passwords are not the same.", { new_password_again: "Type the same new password twice." }));
+      return;
+    }
+    busy(pwBtn, true);
+    try {
+      await api("POST", "/api/account/password", { current_password: cur.value, new_password: nw.value });
+      pwDone.textContent = "Password changed.";
+      cur.value = nw.value = nw2.value = "";
+    } catch (err) {
+      if (err.status !== 401) pErr.show(err);
+    } finally {
+      busy(pwBtn, false);
+    }
+  });
+
+  // --- logout
+  const logout = h("button", { type: "button", class: "secondary", dataset: tid("logout") }, "Log out");
+  logout.addEventListener("click", doLogout);
+  const sessionCard = h("div", { class: "card" }, h("h2", null, "Session"), h("p", null, `Logged in as ${(app.session && app.session.username) || "the administrator"}.`), h("div", { class: "actions" }, logout));
+
+  return h("div", { class: "settings-grid" }, general, keyForm, pwForm, sessionCard);
+}
+
+async function doLogout() {
+  stopLive();
+  try {
+    await api("POST", "/api/logout", {}, { noAuthRedirect: true });
+  } catch (err) {
+    // Already logged out on the server: fine.
+  }
+  try {
+    await refreshSession();
+  } catch (err) {
+    if (app.session) app.session.authenticated = false;
+  }
+  app.afterLogin = "#/home";
+  document.getElementById("brand-host").textContent = "";
+  go("#/login");
+}
+
+// ---------------------------------------------------------------- start
+
+function wireChrome() {
+  const toggle = document.getElementById("menu-toggle");
+  const nav = document.getElementById("nav");
+  toggle.addEventListener("click", () => {
+    const open = !nav.classList.contains("open");
+    nav.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+  nav.addEventListener("click", (ev) => {
+    if (ev.target instanceof Element && ev.target.closest("a")) closeMenu();
+  });
+  window.addEventListener("hashchange", () => render());
+}
+
+async function boot() {
+  wireChrome();
+  for (;;) {
+    try {
+      await refreshSession();
+      break;
+    } catch (err) {
+      setMain(errorPanel(err));
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+  }
+  if (!app.session.setup_complete && !location.hash.startsWith("#/wizard") && !location.hash.startsWith("#/login")) {
+    location.replace("#/wizard");
+  }
+  render();
+}
+
+boot();
