@@ -144,12 +144,12 @@ cmd_test() {
 
 cmd_dev() {
   case " $* " in *" --help "*|*" -h "*)
-    echo "Usage: ./build.sh dev   (supervisor on 127.0.0.1:8080 against hw/orangepi-6-plus, state in ./var/)"; return;; esac
+    echo "Usage: ./build.sh dev   (supervisor + panel on 127.0.0.1:8080 against the simulated board hw/orangepi-6-plus/sim/acpi, read-only; state in ./var/)"; return;; esac
   ensure_venv
   mkdir -p "$REPO/var"
-  say "supervisor: http://127.0.0.1:8080/api/health (simulated orangepi-6-plus; Ctrl-C stops)"
+  say "panel: http://127.0.0.1:8080/ (simulated orangepi-6-plus, read-only: nothing on this machine is changed; Ctrl-C stops)"
   PYTHONPATH="$REPO" exec "$VENV/bin/python" -m sokoul_appliance \
-    --root "$REPO/hw/orangepi-6-plus" --board orangepi-6-plus --state "$REPO/var" \
+    --root "$REPO/hw/orangepi-6-plus/sim/acpi" --board orangepi-6-plus --state "$REPO/var" \
     --listen 127.0.0.1:8080 "$@"
 }
 

@@ -1,4 +1,5 @@
-"""Composition root: builds the parts, starts them in order, stops them in reverse on SIGTERM."""
+"""Composition root: builds every manager, starts them in dependency order, stops them in
+reverse on SIGTERM (also when a later start fails)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,33 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from sokoul_appliance.health import HealthInputs, HealthReporter
+from sokoul_appliance.auth.accounts import Accounts
+from sokoul_appliance.auth.sessions import Sessions
+from sokoul_appliance.auth.throttle import LoginThrottle
+from sokoul_appliance.bus import EventBus
+from sokoul_appliance.hardware import Hardware
+from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
+from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.notify import SystemdNotifier
+from sokoul_appliance.planned import PlannedSubsystem
+from sokoul_appliance.store.database import Store
+from sokoul_appliance.store.settings import Settings
+from sokoul_appliance.system.identity import SystemIdentity
 from sokoul_appliance.web import build_app
+from sokoul_appliance.web.context import StatusSource, WebContext
+from sokoul_appliance.wizard.flow import Wizard
 
 log = logging.getLogger("sokoul.supervisor")
+
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
 
 def parse_listen(value: str) -> tuple[str | None, int]:
@@ -37,17 +53,132 @@ class SupervisorConfig:
     listen: tuple[tuple[str | None, int], ...]
 
 
+class WebServer:
+    name = "web"
+    title = "Control panel"
+
+    def __init__(self, app: web.Application, listen: tuple[tuple[str | None, int], ...]) -> None:
+        self._runner = web.AppRunner(app, access_log=None)
+        self._listen = listen
+        self._serving = False
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        for host, port in self._listen:
+            await web.TCPSite(self._runner, host, port).start()
+            log.info("serving on %s:%d", host or "*", port)
+        self._serving = True
+
+    async def stop(self) -> None:
+        self._serving = False
+        await self._runner.cleanup()
+
+    def status(self) -> tuple[str, str]:
+        if not self._serving:
+            return "error", "Not serving."
+        return "ok", f"Serving on {len(self._listen)} address(es)."
+
+
 class Supervisor:
-    def __init__(self, config: SupervisorConfig, notifier: SystemdNotifier | None = None) -> None:
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        notifier: SystemdNotifier | None = None,
+        logs: RecentLogs | None = None,
+    ) -> None:
         self.config = config
         self.host = Host(config.root)
         self.notifier = notifier or SystemdNotifier()
+        self.logs = logs or RecentLogs()
+        self.bus = EventBus()
         self.metrics = SupervisorMetrics(config.board)
+        self.store = Store(config.state / "sokoul.db")
+        self.settings = Settings(self.store, self.bus)
+        self.accounts = Accounts(self.store)
+        self.sessions = Sessions(self.store)
+        self.identity = SystemIdentity(self.host)
+        self.hardware = Hardware(self.host, self.bus, config.board)
+        self.wizard = Wizard(
+            self.store, self.settings, self.accounts, self.hardware, self.identity, self.bus
+        )
         self.health = HealthReporter(self.host, HealthInputs(config.board, config.state))
+        s = self.settings
+        planned = [
+            PlannedSubsystem("network", "Network", s, "network.plan"),
+            PlannedSubsystem("storage", "Storage", s, "storage.plan"),
+            PlannedSubsystem("vpn", "VPN", s, "vpn.wireguard_conf"),
+            PlannedSubsystem("thermal", "Thermal governor", s),
+            PlannedSubsystem("library", "Library", s),
+            PlannedSubsystem("downloads", "Downloads", s),
+            PlannedSubsystem("dlna", "DLNA server", s),
+            PlannedSubsystem("cast", "Casting", s),
+        ]
+        ctx = WebContext(
+            settings=self.settings,
+            accounts=self.accounts,
+            sessions=self.sessions,
+            throttle=LoginThrottle(),
+            wizard=self.wizard,
+            hardware=self.hardware,
+            health=self.health,
+            logs=self.logs,
+            metrics=self.metrics,
+            bus=self.bus,
+            subsystems=[],
+            static_dir=STATIC_DIR,
+        )
+        self.web = WebServer(build_app(ctx), config.listen)
+        self.subsystems: list[StatusSource] = [
+            self.web,
+            self.store,
+            self.hardware,
+            self.wizard,
+            *planned,
+        ]
+        ctx.subsystems = self.subsystems
+        self.health.attach(self._manager_states, self._setup_mode)
         self._stop = asyncio.Event()
+
+    def _manager_states(self) -> list[dict[str, str]]:
+        out = []
+        for s in self.subsystems:
+            state, detail = s.status()
+            out.append({"name": s.name, "state": state, "detail": detail})
+        return out
+
+    def _setup_mode(self) -> str:
+        by = self.settings.get("setup.completed_by")
+        return {"preseed": "preseeded", "wizard": "complete"}.get(by or "", "wizard")
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    async def _load_state(self) -> None:
+        await self.settings.load()
+        await self.sessions.load()
+        first_boot = self.health.first_boot or {}
+        default = first_boot.get("hostname") or self.identity.current_hostname()
+        await self.wizard.load(default if isinstance(default, str) else None)
+        await self._import_preseed()
+
+    async def _import_preseed(self) -> None:
+        """First boot left the preseed's admin hash: setup is done without the wizard."""
+        path = self.config.state / "preseed.json"
+        data, problem = read_json_file(path)
+        if problem:
+            log.error("ignoring the preseed record: %s", problem)
+            return
+        if data is None:
+            return
+        admin_hash = data.get("admin_password_hash")
+        if not self.wizard.complete and isinstance(admin_hash, str):
+            first_boot = self.health.first_boot or {}
+            hostname = first_boot.get("hostname")
+            await self.wizard.complete_from_preseed(
+                admin_hash, hostname if isinstance(hostname, str) else None
+            )
+        # the hash now lives in the database; keep no second copy of the secret
+        path.unlink(missing_ok=True)
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -59,24 +190,42 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        runner = web.AppRunner(build_app(self.health, self.metrics), access_log=None)
-        await runner.setup()
+        self.logs.attach(loop, self.bus.publish)
+        stages: list[tuple[str, Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = [
+            ("database", self.store.start, self.store.stop),
+            ("settings", self._load_state, _nothing),
+            ("board discovery", self.hardware.start, self.hardware.stop),
+            ("web", self.web.start, self.web.stop),
+        ]
+        started: list[Callable[[], Awaitable[None]]] = []
         watchdog: asyncio.Task[None] | None = None
         try:
-            for host, port in self.config.listen:
-                await web.TCPSite(runner, host, port).start()
-                log.info("serving on %s:%d", host or "*", port)
             if self.notifier.watchdog_seconds:
                 watchdog = asyncio.create_task(self._watchdog(self.notifier.watchdog_seconds / 2))
-            self.notifier.ready(f"serving on {len(self.config.listen)} address(es)")
+            for label, start, stop in stages:
+                self.notifier.status(f"starting {label}")
+                await start()
+                started.append(stop)
+            mode = self._setup_mode()
+            self.notifier.ready(f"serving; setup: {mode}")
+            log.info("supervisor ready (setup: %s)", mode)
             await self._stop.wait()
             log.info("stopping")
             self.notifier.stopping()
         finally:
+            for stop in reversed(started):
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("stopping failed")
             if watchdog is not None:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watchdog
-            await runner.cleanup()
+            self.logs.detach()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+
+async def _nothing() -> None:
+    return None

@@ -1,4 +1,6 @@
-"""Command line: `python -m sokoul_appliance [--root D] [--board N] [--state D] [--listen A]`."""
+"""Command line: `python -m sokoul_appliance [--root D] [--board N] [--state D] [--listen A]`
+runs the supervisor; `python -m sokoul_appliance discover --root D [--json]` prints the
+hardware it finds."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+from sokoul_appliance import logbook
 from sokoul_appliance.app import Supervisor, SupervisorConfig, parse_listen
 from sokoul_appliance.host import Host
+from sokoul_appliance.store.database import StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,12 +47,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["discover"]:
+        from sokoul_appliance.board.cli import main as discover_main
+
+        return discover_main(argv[1:])
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stdout,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logs = logbook.configure(logging.INFO)
     listen = args.listen or os.environ.get("SOKOUL_LISTEN", "127.0.0.1:8080").split()
     try:
         endpoints = [parse_listen(item) for item in listen]
@@ -61,5 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         board = (Host(root).read_text("/etc/sokoul/board") or "unknown").strip()
     args.state.mkdir(parents=True, exist_ok=True)
     config = SupervisorConfig(root=root, board=board, state=args.state, listen=tuple(endpoints))
-    asyncio.run(Supervisor(config).run())
+    try:
+        asyncio.run(Supervisor(config, logs=logs).run())
+    except StoreError as e:
+        logging.getLogger("sokoul.supervisor").critical("%s", e)
+        return 1
     return 0

@@ -37,6 +37,12 @@ class Host:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
+    @property
+    def live(self) -> bool:
+        """True on the appliance itself (root "/"); False against a simulated board, where
+        managers must not change this machine (no commands that touch network, disks, clock)."""
+        return self.root == Path("/")
+
     def path(self, absolute: str) -> Path:
         """The real location of appliance path ``absolute`` (which must start with '/')."""
         if not absolute.startswith("/"):

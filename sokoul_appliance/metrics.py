@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from sokoul_appliance import __version__
 
@@ -27,5 +27,28 @@ class SupervisorMetrics:
         self.watchdog_pings = Counter(
             "sokoul_watchdog_pings_total",
             "systemd watchdog keep-alives sent",
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "sokoul_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=self.registry,
+        )
+        self.logins = Counter(
+            "sokoul_logins_total",
+            "Login attempts by result (ok, wrong, throttled)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.csrf_refusals = Counter(
+            "sokoul_csrf_refusals_total",
+            "State-changing requests refused for a missing or wrong CSRF token",
+            registry=self.registry,
+        )
+        self.websockets = Gauge(
+            "sokoul_websocket_clients",
+            "Open panel WebSockets",
             registry=self.registry,
         )

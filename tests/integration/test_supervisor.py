@@ -51,7 +51,7 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
             "-m",
             "sokoul_appliance",
             "--root",
-            str(REPO / "hw/orangepi-6-plus"),
+            str(REPO / "hw/orangepi-6-plus/sim/acpi"),
             "--board",
             "orangepi-6-plus",
             "--state",
@@ -62,8 +62,17 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
         env=env,
     )
     try:
+        # STATUS=starting <stage> for each start-up stage, then READY=1
         messages = [sock.recv(4096).decode()]
-        assert "READY=1" in messages[0]
+        while not any("READY=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        statuses = [m for m in messages if m.startswith("STATUS=starting ")]
+        assert [m.split("\n")[0] for m in statuses] == [
+            "STATUS=starting database",
+            "STATUS=starting settings",
+            "STATUS=starting board discovery",
+            "STATUS=starting web",
+        ]
         deadline = time.monotonic() + 10
         while sum("WATCHDOG=1" in m for m in messages) < 3 and time.monotonic() < deadline:
             messages.append(sock.recv(4096).decode())

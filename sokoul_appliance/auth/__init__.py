@@ -1,0 +1,1 @@
+"""The `auth` room: the admin account, browser sessions, login throttling."""

@@ -1,0 +1,1 @@
+"""The `store` room: the supervisor's SQLite database (WAL, numbered migrations, settings)."""

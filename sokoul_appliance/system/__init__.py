@@ -1,0 +1,1 @@
+"""The `system` room: the appliance's identity (hostname, timezone)."""

@@ -1,0 +1,298 @@
+"""The JSON API's handlers (docs/api.md). Each reads or changes state only through the
+manager that owns it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+from aiohttp import web
+
+from sokoul_appliance import __version__
+from sokoul_appliance.auth.accounts import check_new_password
+from sokoul_appliance.auth.sessions import Session
+from sokoul_appliance.store.settings import SettingsError, flatten_patch, public_field
+from sokoul_appliance.web.context import WebContext
+from sokoul_appliance.web.errors import ApiError, read_json
+from sokoul_appliance.web.openapi import document
+from sokoul_appliance.web.realtime import live_updates
+from sokoul_appliance.web.security import (
+    clear_session_cookie,
+    current_session,
+    set_session_cookie,
+)
+from sokoul_appliance.wizard.flow import WizardError
+
+log = logging.getLogger("sokoul.web")
+
+
+def _session_json(ctx: WebContext, session: Session | None) -> dict[str, Any]:
+    return {
+        "authenticated": bool(session and session.authenticated),
+        "username": session.username if session else None,
+        "csrf_token": session.csrf_token if session else None,
+        "setup_complete": ctx.wizard.complete,
+    }
+
+
+def _settings_error(e: SettingsError) -> ApiError:
+    fields = {public_field(k): v for k, v in e.fields.items()}
+    return ApiError(400, "please correct the highlighted settings", fields)
+
+
+class Api:
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+        self._openapi = document()
+
+    def require_login(self, request: web.Request) -> Session:
+        session = current_session(request)
+        if session is None or not session.authenticated:
+            raise ApiError(401, "log in first")
+        return session
+
+    # -- public -----------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ctx.health.report())
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._openapi)
+
+    async def session(self, request: web.Request) -> web.Response:
+        session = current_session(request)
+        if session is not None:
+            return web.json_response(_session_json(self.ctx, session))
+        cookie, session = self.ctx.sessions.new_anonymous()
+        response = web.json_response(_session_json(self.ctx, session))
+        set_session_cookie(response, cookie, persistent=False)
+        return response
+
+    async def login(self, request: web.Request) -> web.Response:
+        ctx = self.ctx
+        if not ctx.wizard.complete:
+            raise ApiError(409, "finish the setup wizard first")
+        client = request.remote or "unknown"
+        wait = ctx.throttle.retry_after(client)
+        if wait is not None:
+            ctx.metrics.logins.labels("throttled").inc()
+            seconds = math.ceil(wait)
+            raise ApiError(
+                429,
+                f"too many failed logins, try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, 'send {"username": ..., "password": ...}')
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise ApiError(
+                400,
+                "username and password are required",
+                {"username": "required", "password": "required"},
+            )
+        if not await ctx.accounts.verify(username, password):
+            ctx.metrics.logins.labels("wrong").inc()
+            ctx.throttle.failure(client)
+            log.warning("failed login for %r from %s", username[:32], client)
+            raise ApiError(401, "wrong username or password")
+        ctx.throttle.success(client)
+        ctx.metrics.logins.labels("ok").inc()
+        cookie, session = await ctx.sessions.log_in(username, current_session(request))
+        log.info("%s logged in from %s", username, client)
+        response = web.json_response(_session_json(ctx, session))
+        set_session_cookie(response, cookie, persistent=True)
+        return response
+
+    # -- account ----------------------------------------------------------------------------
+
+    async def logout(self, request: web.Request) -> web.Response:
+        session = self.require_login(request)
+        await self.ctx.sessions.log_out(session)
+        response = web.json_response(_session_json(self.ctx, None))
+        clear_session_cookie(response)
+        return response
+
+    async def change_password(self, request: web.Request) -> web.Response:
+        session = self.require_login(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "send current_password and new_password")
+        assert session.username is not None
+        current, new = body.get("current_password"), body.get("new_password")
+        fields: dict[str, str] = {}
+        if not isinstance(current, str) or not await self.ctx.accounts.verify(
+            session.username, current
+        ):
+            fields["current_password"] = "this is not the current password"
+        try:
+            check_new_password(new)
+        except ValueError as e:
+            fields["new_password"] = str(e)
+        if fields:
+            raise ApiError(400, "the password was not changed", fields)
+        assert isinstance(new, str)
+        await self.ctx.accounts.set_password(session.username, new, source="panel")
+        await self.ctx.sessions.end_all_for(session.username, keep=session)
+        log.info("password changed for %s", session.username)
+        return web.json_response({})
+
+    # -- wizard -----------------------------------------------------------------------------
+
+    async def wizard_state(self, request: web.Request) -> web.Response:
+        session = current_session(request)
+        return web.json_response(self.ctx.wizard.view(bool(session and session.authenticated)))
+
+    async def wizard_answer(self, request: web.Request) -> web.Response:
+        wizard = self.ctx.wizard
+        step = request.match_info["step"]
+        if wizard.complete:
+            raise ApiError(410, "setup is complete; change settings in the control panel")
+        session = current_session(request)
+        if wizard.needs_login() and not (session and session.authenticated):
+            raise ApiError(401, "log in first")
+        body = await read_json(request)
+        try:
+            username = await wizard.answer(step, body)
+        except WizardError as e:
+            raise ApiError(e.status, str(e), e.fields) from None
+        except SettingsError as e:
+            raise _settings_error(e) from None
+        if username is None:
+            return web.json_response(wizard.view(True))
+        # the admin step: the browser that made the account is now logged in as it
+        cookie, new = await self.ctx.sessions.log_in(username, session)
+        await self.ctx.sessions.forget_users_except(username)
+        response = web.json_response({**wizard.view(True), "session": _session_json(self.ctx, new)})
+        set_session_cookie(response, cookie, persistent=True)
+        return response
+
+    async def wizard_apply(self, request: web.Request) -> web.Response:
+        if self.ctx.wizard.complete:
+            raise ApiError(410, "setup is complete; change settings in the control panel")
+        self.require_login(request)
+        try:
+            results = await self.ctx.wizard.apply()
+        except WizardError as e:
+            raise ApiError(e.status, str(e), e.fields) from None
+        return web.json_response({"complete": True, "results": [r.to_json() for r in results]})
+
+    # -- panel ------------------------------------------------------------------------------
+
+    def _subsystem(self, name: str) -> dict[str, str]:
+        for s in self.ctx.subsystems:
+            if s.name == name:
+                state, detail = s.status()
+                return {"state": state, "detail": detail}
+        return {"state": "unavailable", "detail": "not part of this build yet"}
+
+    async def overview(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        ctx = self.ctx
+        subsystems = []
+        for s in ctx.subsystems:
+            state, detail = s.status()
+            subsystems.append({"name": s.name, "title": s.title, "state": state, "detail": detail})
+        report = ctx.health.report()
+        return web.json_response(
+            {
+                "hostname": ctx.settings.get("system.hostname"),
+                "version": __version__,
+                "board": ctx.hardware.board,
+                "simulated": report["simulated"],
+                "uptime_seconds": report["uptime_seconds"],
+                "subsystems": subsystems,
+            }
+        )
+
+    async def system_body(self) -> dict[str, Any]:
+        sample = await self.ctx.hardware.sample()
+        return {
+            "board": self.ctx.hardware.board,
+            "hostname": self.ctx.settings.get("system.hostname"),
+            **sample,
+            **self._subsystem("board"),
+        }
+
+    async def system(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        return web.json_response(await self.system_body())
+
+    async def network(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        plan = self.ctx.settings.get("network.plan")
+        ports = []
+        for p in self.ctx.hardware.ports():
+            role = None
+            if plan:
+                role = {plan["internet_port"]: "internet", plan["streaming_port"]: "streaming"}.get(
+                    p["name"]
+                )
+            ports.append({**p, "role": role})
+        return web.json_response({"ports": ports, "plan": plan, **self._subsystem("network")})
+
+    async def storage(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        plan = self.ctx.settings.get("storage.plan")
+        drives = []
+        for d in self.ctx.hardware.drives():
+            role = None
+            if plan:
+                role = {plan["system_drive"]: "system", plan.get("media_drive"): "media"}.get(
+                    d["name"]
+                )
+            drives.append({**d, "role": role})
+        size, free = await asyncio.to_thread(self.ctx.health.root_usage)
+        return web.json_response(
+            {
+                "drives": drives,
+                "plan": plan,
+                "filesystems": [{"mount": "/", "size_bytes": size, "free_bytes": free}],
+                **self._subsystem("storage"),
+            }
+        )
+
+    async def library(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        return web.json_response({"items": [], **self._subsystem("library")})
+
+    async def downloads(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        return web.json_response({"torrents": [], **self._subsystem("downloads")})
+
+    async def devices(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        dlna, cast = self._subsystem("dlna"), self._subsystem("cast")
+        worst = dlna if dlna["state"] != "ok" else cast
+        return web.json_response(
+            {"renderers": [], "chromecasts": [], "dlna": dlna, "cast": cast, **worst}
+        )
+
+    async def logs(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        raw = request.query.get("lines", "200")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise ApiError(400, "lines must be a number from 1 to 1000", {"lines": "1-1000"})
+        lines = self.ctx.logs.recent(int(raw))
+        return web.json_response({"lines": [ln.to_json() for ln in lines]})
+
+    async def get_settings(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        return web.json_response(self.ctx.settings.public_view())
+
+    async def patch_settings(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        body = await read_json(request)
+        try:
+            await self.ctx.settings.update(flatten_patch(body))
+        except SettingsError as e:
+            raise _settings_error(e) from None
+        log.info("settings changed: %s", ", ".join(sorted(body)))
+        return web.json_response(self.ctx.settings.public_view())
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        self.require_login(request)
+        return await live_updates(request, self.ctx, self.system_body)

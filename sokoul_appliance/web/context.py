@@ -1,0 +1,41 @@
+"""Everything the HTTP layer talks to, handed over by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sokoul_appliance.auth.accounts import Accounts
+from sokoul_appliance.auth.sessions import Sessions
+from sokoul_appliance.auth.throttle import LoginThrottle
+from sokoul_appliance.bus import EventBus
+from sokoul_appliance.hardware import Hardware
+from sokoul_appliance.health import HealthReporter
+from sokoul_appliance.logbook import RecentLogs
+from sokoul_appliance.metrics import SupervisorMetrics
+from sokoul_appliance.store.settings import Settings
+from sokoul_appliance.wizard.flow import Wizard
+
+
+class StatusSource(Protocol):
+    name: str
+    title: str
+
+    def status(self) -> tuple[str, str]: ...
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    accounts: Accounts
+    sessions: Sessions
+    throttle: LoginThrottle
+    wizard: Wizard
+    hardware: Hardware
+    health: HealthReporter
+    logs: RecentLogs
+    metrics: SupervisorMetrics
+    bus: EventBus
+    subsystems: list[StatusSource]
+    static_dir: Path

@@ -1,0 +1,126 @@
+"""The route table: one entry per API route, with who may call it and what it takes.
+
+The server registers exactly these routes and `/api/openapi.json` is generated from the same
+table, so the document cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PUBLIC = "public"  # anyone
+SESSION = "session"  # a logged-in session
+WIZARD = "wizard"  # open while setup is not complete; the handler applies the step rules
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: str  # name of the Api method
+    access: str
+    summary: str
+    tag: str
+    body: dict[str, Any] | None = None  # JSON schema of the request body
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+STR = {"type": "string"}
+NULLABLE_STR = {"type": ["string", "null"]}
+BOOL = {"type": "boolean"}
+NUM = {"type": "number"}
+
+WIZARD_STEP_BODIES: dict[str, dict[str, Any]] = {
+    "admin": _obj(
+        {"username": STR, "password": STR, "password_again": STR},
+        ("username", "password", "password_again"),
+    ),
+    "system": _obj({"hostname": STR, "timezone": STR}, ("hostname", "timezone")),
+    "network": _obj(
+        {"internet_port": STR, "streaming_port": STR, "streaming_subnet": STR},
+        ("internet_port", "streaming_port"),
+    ),
+    "storage": _obj(
+        {"system_drive": STR, "media_drive": NULLABLE_STR, "format_media": BOOL, "confirm": STR},
+        ("system_drive",),
+    ),
+    "vpn": _obj({"wireguard_conf": NULLABLE_STR}),
+    "content": _obj(
+        {"tmdb_api_key": NULLABLE_STR, "torznab_urls": {"type": "array", "items": STR}}
+    ),
+    "summary": _obj({}),
+}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/health", "health", PUBLIC, "Health of every manager", "system"),
+    Route("GET", "/api/openapi.json", "openapi", PUBLIC, "This API's OpenAPI document", "system"),
+    Route("GET", "/api/session", "session", PUBLIC, "Session state and CSRF token", "auth"),
+    Route(
+        "POST",
+        "/api/login",
+        "login",
+        PUBLIC,
+        "Log in (throttled after 5 failures)",
+        "auth",
+        _obj({"username": STR, "password": STR}, ("username", "password")),
+    ),
+    Route("POST", "/api/logout", "logout", SESSION, "Log out", "auth"),
+    Route(
+        "POST",
+        "/api/account/password",
+        "change_password",
+        SESSION,
+        "Change the admin password",
+        "auth",
+        _obj({"current_password": STR, "new_password": STR}, ("current_password", "new_password")),
+    ),
+    Route("GET", "/api/wizard", "wizard_state", WIZARD, "Setup wizard state", "wizard"),
+    Route(
+        "PUT",
+        "/api/wizard/steps/{step}",
+        "wizard_answer",
+        WIZARD,
+        "Answer one wizard step (admin, system, network, storage, vpn, content, summary)",
+        "wizard",
+        {"oneOf": list(WIZARD_STEP_BODIES.values())},
+    ),
+    Route("POST", "/api/wizard/apply", "wizard_apply", WIZARD, "Apply the setup", "wizard"),
+    Route("GET", "/api/overview", "overview", SESSION, "Every subsystem at a glance", "panel"),
+    Route("GET", "/api/system", "system", SESSION, "Clusters, thermal zones, fans", "panel"),
+    Route("GET", "/api/network", "network", SESSION, "Ports and their roles", "panel"),
+    Route("GET", "/api/storage", "storage", SESSION, "Drives and filesystems", "panel"),
+    Route("GET", "/api/library", "library", SESSION, "Library items", "panel"),
+    Route("GET", "/api/downloads", "downloads", SESSION, "Downloads", "panel"),
+    Route("GET", "/api/devices", "devices", SESSION, "DLNA renderers and Chromecasts", "panel"),
+    Route("GET", "/api/logs", "logs", SESSION, "Recent supervisor log lines", "panel"),
+    Route("GET", "/api/settings", "get_settings", SESSION, "Settings", "panel"),
+    Route(
+        "PATCH",
+        "/api/settings",
+        "patch_settings",
+        SESSION,
+        "Change settings (any subset)",
+        "panel",
+        _obj(
+            {
+                "hostname": STR,
+                "timezone": STR,
+                "thermal": _obj({"throttle_c": NUM, "release_c": NUM, "critical_c": NUM}),
+                "content": _obj(
+                    {"tmdb_api_key": STR, "torznab_urls": {"type": "array", "items": STR}}
+                ),
+                "dlna": _obj({"serve_lan": BOOL}),
+            }
+        ),
+    ),
+    Route("GET", "/api/ws", "websocket", SESSION, "Live updates (WebSocket)", "panel"),
+)

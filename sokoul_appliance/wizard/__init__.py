@@ -1,0 +1,1 @@
+"""The `wizard` room: the first-boot setup wizard's steps, answers and apply."""
