@@ -69,10 +69,12 @@ menuentry "SOKOUL appliance (previous kernel)" {{
 """
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy ``src`` into ``dst`` as root-owned files, skipping Python caches."""
+def _copy_tree(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
+    """Copy ``src`` into ``dst`` as root-owned files, skipping Python caches and any
+    directory named in ``skip``."""
     for path in sorted(src.rglob("*")):
-        if "__pycache__" in path.parts or path.suffix == ".pyc":
+        inner = path.relative_to(src).parts
+        if "__pycache__" in inner or path.suffix == ".pyc" or any(p in skip for p in inner):
             continue
         target = dst / path.relative_to(src)
         if path.is_dir():
@@ -111,7 +113,8 @@ def install_appliance(repo: Path, rootfs: Path, profile: BoardProfile, release: 
     lib = rootfs / "usr/lib/sokoul"
     _copy_tree(repo / "sokoul_appliance", lib / "python/sokoul_appliance")
     _copy_tree(repo / "first_boot", lib / "first-boot")
-    _copy_tree(repo / "hw", rootfs / "usr/share/sokoul/hw")
+    # board profiles only: the simulated boards' sysfs trees (hw/*/sim) are for dev and tests
+    _copy_tree(repo / "hw", rootfs / "usr/share/sokoul/hw", skip=("sim",))
     units = rootfs / "usr/lib/systemd/system"
     unit_files = [
         *(repo / "systemd").glob("*.service"),
