@@ -174,7 +174,25 @@ function describeValue(value) {
   return String(value);
 }
 
+const KEY_LABELS = {
+  username: "User name",
+  hostname: "Host name",
+  timezone: "Time zone",
+  streaming_subnet: "Streaming network",
+  format_media: "Format the media drive",
+  confirmed: "Confirmed drive",
+  wireguard_conf: "WireGuard config",
+  summary: "Tunnel",
+  addresses: "Addresses",
+  dns: "DNS",
+  allowed_ips: "Allowed IPs",
+  tmdb_api_key: "TMDB API key",
+  torznab_urls: "Torznab URLs",
+  configured: "Configured",
+};
+
 function humanKey(key) {
+  if (KEY_LABELS[key]) return KEY_LABELS[key];
   const s = String(key).replace(/_/g, " ");
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
@@ -849,6 +867,14 @@ const WIZARD_STEPS = {
       h("label", null, fmt, " Format the media drive (erase it and make a fresh file system)"),
     );
     const update = () => {
+      const sys = checkedValue(ctx.form, "system_drive");
+      for (const r of ctx.form.querySelectorAll('input[name="media_drive"]')) {
+        r.disabled = !!r.value && r.value === sys;
+        if (r.disabled && r.checked) {
+          r.checked = false;
+          ctx.form.querySelector('input[name="media_drive"][value=""]').checked = true;
+        }
+      }
       const media = checkedValue(ctx.form, "media_drive") || "";
       const drive = drives.find((d) => d.name === media);
       fmt.disabled = !drive;
@@ -1515,14 +1541,15 @@ function systemBlocks(s) {
     ),
     table(
       "CPU clusters",
-      ["Core", "CPUs", "Max frequency", "Current", "Load"],
+      ["Core", "CPUs", "Capacity", "Max frequency", "Current", "Load"],
       clusters.length
         ? clusters.map((c) =>
             h(
               "tr",
-              { dataset: { testid: "cluster-row", core: c.core || "" } },
+              { dataset: { testid: "cluster-row", core: c.core || "", cpus: (c.cpus || []).join(",") } },
               h("th", { scope: "row" }, c.core || "unknown core"),
               h("td", { class: "mono" }, cpuList(c.cpus || [])),
+              h("td", null, c.capacity === undefined || c.capacity === null ? "—" : `${c.capacity} / 1024`),
               h("td", null, fmtKhz(c.max_khz)),
               h("td", null, fmtKhz(c.cur_khz)),
               h(
@@ -1534,7 +1561,7 @@ function systemBlocks(s) {
               ),
             ),
           )
-        : [emptyRow(5, "No CPU clusters reported.")],
+        : [emptyRow(6, "No CPU clusters reported.")],
       "clusters-table",
     ),
     table(
@@ -1595,7 +1622,7 @@ function settingsForms(s) {
   const save = h("button", { type: "submit", class: "primary", dataset: tid("settings-save") }, "Save settings");
   const general = h(
     "form",
-    { class: "card", novalidate: true, dataset: tid("settings-form") },
+    { class: "card wide", novalidate: true, dataset: tid("settings-form") },
     h("h2", null, "General"),
     field("Host name", host),
     field("Time zone", tz, "For example Europe/Paris or Etc/UTC."),
@@ -1604,7 +1631,7 @@ function settingsForms(s) {
       "fieldset",
       { class: "group" },
       h("legend", null, "Thermal thresholds (°C)"),
-      h("p", { class: "hint" }, "The CPU slows down at the throttle temperature and speeds up again below the release temperature. At the critical temperature the appliance shuts down."),
+      h("p", { class: "hint" }, "The CPU slows down at the throttle temperature and speeds up again below the release temperature. The critical temperature is the emergency limit."),
       h("div", { class: "row3" }, field("Release at", rel), field("Throttle at", thr), field("Critical at", crit)),
     ),
     field("Torznab indexer URLs (one per line)", urls),
