@@ -485,6 +485,7 @@ def test_wizard_end_to_end_then_every_panel_page(
         check_settings_round_trip(page, supervisor, console)
         check_phone_home(page, console)
         console.assert_clean("the panel")
+        check_live_reconnect(page, supervisor, console)
     finally:
         context.close()
 
@@ -666,6 +667,28 @@ def check_phone_home(page: Page, console: Console) -> None:
     shot(page, "phone-system")
     page.set_viewport_size({"width": 1280, "height": 900})
     console.assert_clean("the phone-size panel")
+
+
+def check_live_reconnect(page: Page, sup: SupervisorProcess, console: Console) -> None:
+    """The one WebSocket comes back by itself after the supervisor restarts."""
+    go_page(page, "system")
+    live = tid(page, "live-indicator")
+    expect(live).to_have_attribute("data-state", "on", timeout=15_000)
+    sup.stop()
+    expect(live).not_to_have_attribute("data-state", "on", timeout=15_000)
+    expect(live).to_contain_text(re.compile("Offline|Connecting"))
+    sup.start()
+    expect(live).to_have_attribute("data-state", "on", timeout=40_000)
+    updates = int(tid(page, "page-system").get_attribute("data-live-updates") or "0")
+    expect(tid(page, "page-system")).not_to_have_attribute(
+        "data-live-updates", str(updates), timeout=15_000
+    )
+    # the browser itself logs the refused reconnection attempts while the server was away;
+    # anything else is a real error
+    away = re.compile(r"WebSocket connection to .*/api/ws. failed|ERR_CONNECTION_REFUSED")
+    other = [e for e in console.errors if not away.search(e)]
+    assert not other, other
+    console.errors.clear()
 
 
 def test_wizard_resumes_after_kill_9(browser: Browser, supervisor: SupervisorProcess) -> None:

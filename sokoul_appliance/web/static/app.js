@@ -519,6 +519,9 @@ function renderLogin(seq) {
       if (err.status === 429 && err.retryAfter && !/\d/.test(err.message)) {
         err.message = `${err.message} (try again in ${err.retryAfter} s)`;
       }
+      if (err.status === 409 && app.session && !app.session.setup_complete) {
+        err.message = `${err.message}. The setup was started in another browser: continue it there.`;
+      }
       errors.show(err);
       pass.value = "";
       pass.focus();
@@ -1226,12 +1229,16 @@ const PAGE_RENDERERS = {
   home(seq) {
     return loadPage(seq, "Home", "/api/overview", (ov) => {
       document.getElementById("brand-host").textContent = ov.hostname || "";
+      // The supervisor's own uptime (the System page shows the machine's): counted on here.
       const uptime = h("dd", { dataset: tid("overview-uptime") }, fmtUptime(ov.uptime_seconds));
-      onLive((msg) => {
-        if (msg.type === "system" && msg.data && msg.data.uptime_seconds !== undefined) {
-          uptime.textContent = fmtUptime(msg.data.uptime_seconds);
+      const t0 = performance.now();
+      const tick = setInterval(() => {
+        if (stale(seq) || !uptime.isConnected) {
+          clearInterval(tick);
+          return;
         }
-      });
+        uptime.textContent = fmtUptime(Number(ov.uptime_seconds) + (performance.now() - t0) / 1000);
+      }, 1000);
       const cards = (ov.subsystems || []).map((s) =>
         h(
           "article",
@@ -1247,7 +1254,7 @@ const PAGE_RENDERERS = {
           h("div", { class: "kv" }, h("dt", null, "Host name"), h("dd", { dataset: tid("overview-hostname") }, ov.hostname || "—")),
           h("div", { class: "kv" }, h("dt", null, "Board"), h("dd", null, ov.board || "—")),
           h("div", { class: "kv" }, h("dt", null, "Version"), h("dd", { dataset: tid("overview-version") }, ov.version || "—")),
-          h("div", { class: "kv" }, h("dt", null, "Up for"), uptime),
+          h("div", { class: "kv" }, h("dt", null, "Supervisor running for"), uptime),
         ),
         h("h2", { class: "section-title" }, "Subsystems"),
         cards.length ? h("div", { class: "cards", dataset: tid("subsystems") }, cards) : h("p", { class: "muted" }, "The appliance reported no subsystems."),
@@ -1305,8 +1312,14 @@ const PAGE_RENDERERS = {
       const c = d.chromecasts || [];
       const row = (x, kind) =>
         h("tr", { dataset: tid(`${kind}-row`) }, h("td", null, x.name || x.friendly_name || "—"), h("td", null, x.model || x.model_name || "—"), h("td", { class: "mono" }, x.address || x.host || x.location || "—"));
+      const sub = (title, x, name) =>
+        x && x.state
+          ? h("div", { class: "state-line", dataset: tid(`state-${name}`) }, h("strong", null, `${title}:`), stateBadge(x.state), h("span", { class: "state-detail" }, x.detail || ""))
+          : null;
       return [
         stateLine(d),
+        sub("DLNA server", d.dlna, "dlna"),
+        sub("Casting", d.cast, "cast"),
         table(`DLNA renderers (${r.length})`, ["Name", "Model", "Address"], r.length ? r.map((x) => row(x, "renderer")) : [emptyRow(3, "No renderers found. " + emptyReason(d))], "renderers-table"),
         table(`Chromecasts (${c.length})`, ["Name", "Model", "Address"], c.length ? c.map((x) => row(x, "chromecast")) : [emptyRow(3, "No Chromecasts found. " + emptyReason(d))], "chromecasts-table"),
       ];
@@ -1521,7 +1534,7 @@ function systemBlocks(s) {
       { class: "facts", dataset: tid("system-facts") },
       h("div", { class: "kv" }, h("dt", null, "Board"), h("dd", null, s.board || "—")),
       h("div", { class: "kv" }, h("dt", null, "Host name"), h("dd", null, s.hostname || "—")),
-      h("div", { class: "kv" }, h("dt", null, "Up for"), h("dd", { dataset: tid("system-uptime") }, fmtUptime(s.uptime_seconds))),
+      h("div", { class: "kv" }, h("dt", null, "Machine up for"), h("dd", { dataset: tid("system-uptime") }, fmtUptime(s.uptime_seconds))),
       h("div", { class: "kv" }, h("dt", null, "Load average"), h("dd", { dataset: tid("system-load") }, la.length ? la.map((x) => Number(x).toFixed(2)).join(" · ") : "—")),
       h(
         "div",
