@@ -126,6 +126,7 @@ class Supervisor:
             bus=self.bus,
             subsystems=[],
             static_dir=STATIC_DIR,
+            simulated=not self.host.live,
         )
         self.web = WebServer(build_app(ctx), config.listen)
         self.subsystems: list[StatusSource] = [

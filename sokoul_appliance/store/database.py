@@ -54,9 +54,11 @@ class Store:
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
             await self._migrate()
-        except aiosqlite.DatabaseError as e:
+        except BaseException as e:
             await db.close()
             self._db = None
+            if not isinstance(e, aiosqlite.DatabaseError):
+                raise
             raise StoreError(
                 f"{self.path} is not a usable SQLite database ({e}); move it aside and "
                 "restart to begin with an empty one"

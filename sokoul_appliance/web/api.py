@@ -34,6 +34,7 @@ def _session_json(ctx: WebContext, session: Session | None) -> dict[str, Any]:
         "username": session.username if session else None,
         "csrf_token": session.csrf_token if session else None,
         "setup_complete": ctx.wizard.complete,
+        "simulated": ctx.simulated,
     }
 
 
@@ -209,12 +210,16 @@ class Api:
         )
 
     async def system_body(self) -> dict[str, Any]:
-        sample = await self.ctx.hardware.sample()
+        sample = dict(await self.ctx.hardware.sample())
+        problems = sample.pop("problems", None) or []
+        state = self._subsystem("board")
+        if problems:
+            state = {"state": "degraded", "detail": "; ".join(problems[:3])}
         return {
             "board": self.ctx.hardware.board,
             "hostname": self.ctx.settings.get("system.hostname"),
             **sample,
-            **self._subsystem("board"),
+            **state,
         }
 
     async def system(self, request: web.Request) -> web.Response:

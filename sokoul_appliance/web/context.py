@@ -39,3 +39,4 @@ class WebContext:
     bus: EventBus
     subsystems: list[StatusSource]
     static_dir: Path
+    simulated: bool  # a simulated board (dev mode, tests): managers change nothing

@@ -8,6 +8,7 @@ is not part of this build are saved and reported as "stored", never as applied.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
@@ -96,6 +97,7 @@ class Wizard:
         self.default_hostname = "sokoul"
 
     async def load(self, default_hostname: str | None) -> None:
+        await asyncio.to_thread(timezones)  # reads the tz database once, off the event loop
         if default_hostname:
             self.default_hostname = default_hostname
         for row in await self._store.fetchall("SELECT step, answer FROM wizard_answers"):
