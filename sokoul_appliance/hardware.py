@@ -19,6 +19,7 @@ from sokoul_appliance.host import Host
 log = logging.getLogger("sokoul.board")
 
 SAMPLE_EVERY = 2.0
+STALE_OK = 10.0
 
 
 class Hardware:
@@ -32,7 +33,7 @@ class Hardware:
         self._found: dict[str, Any] = {}
         self._sampler = SystemSampler(host)
         self._latest: tuple[float, dict[str, Any]] | None = None
-        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[dict[str, Any]] | None = None
         self._watchers = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -52,11 +53,12 @@ class Hardware:
         self._task = asyncio.create_task(self._sample_while_watched(), name="system-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._refresh):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._refresh = None
 
     def status(self) -> tuple[str, str]:
         problems = self._found.get("problems") or []
@@ -77,13 +79,23 @@ class Hardware:
         return list(self._found.get("drives", []))
 
     async def sample(self, max_age: float = 1.0) -> dict[str, Any]:
-        """The latest System sample, taken now when the last one is older than ``max_age``."""
-        async with self._lock:
-            now = time.monotonic()
-            if self._latest is None or now - self._latest[0] > max_age:
-                data = await self._sampler.sample()
-                self._latest = (time.monotonic(), data)
-            return self._latest[1]
+        """The latest System sample. Older than ``max_age``: a refresh starts in the background
+        and the caller still gets the cached one (up to STALE_OK old), so a page load never
+        waits behind ~100 sysfs reads; only the very first call waits for a sample."""
+        if self._latest is not None:
+            age = time.monotonic() - self._latest[0]
+            if age > max_age and (self._refresh is None or self._refresh.done()):
+                self._refresh = asyncio.create_task(self._take(), name="system-sample")
+            if age <= STALE_OK:
+                return self._latest[1]
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self._take(), name="system-sample")
+        return await asyncio.shield(self._refresh)
+
+    async def _take(self) -> dict[str, Any]:
+        data = await self._sampler.sample()
+        self._latest = (time.monotonic(), data)
+        return data
 
     def watch(self) -> contextlib.AbstractContextManager[None]:
         """Held by each open WebSocket: samples are published while at least one is held."""
@@ -105,7 +117,7 @@ class Hardware:
                 self._wake.clear()
                 await self._wake.wait()
             try:
-                data = await self.sample(max_age=SAMPLE_EVERY / 2)
+                data = await self._take()
                 self._bus.publish(SystemSampled(data))
             except Exception:
                 log.exception("sampling the system failed")

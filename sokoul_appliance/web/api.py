@@ -73,8 +73,8 @@ class Api:
 
     async def login(self, request: web.Request) -> web.Response:
         ctx = self.ctx
-        if not ctx.wizard.complete:
-            raise ApiError(409, "finish the setup wizard first")
+        if not ctx.wizard.complete and not ctx.wizard.needs_login():
+            raise ApiError(409, "no account exists yet: start the setup wizard")
         client = request.remote or "unknown"
         wait = ctx.throttle.retry_after(client)
         if wait is not None:

@@ -246,6 +246,15 @@ async def test_wizard_resumes_after_kill_9(tmp_path: Path) -> None:
             assert "options" not in view
             status, _ = await other.step("storage", {"system_drive": "nvme0n1"})
             assert status == 401
+            # ... and once logged in with the admin password it continues the same wizard
+            status, body = await other.call(
+                "POST", "/api/login", {"username": "admin", "password": PASSWORD}
+            )
+            assert status == 200, body
+            other.csrf = body["csrf_token"]
+            _, view = await other.call("GET", "/api/wizard")
+            assert view["current_step"] == "storage"
+            assert view["answers"]["system"]["timezone"] == "Europe/Paris"
         finally:
             await other.close()
     finally:
