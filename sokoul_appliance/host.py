@@ -59,6 +59,19 @@ class Host:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
+    def write_text(self, absolute: str, text: str) -> None:
+        """Write a control file in place (sysfs/procfs knobs such as pwm1_enable). Not for state
+        files: those are written atomically (temp file + fsync + rename) by their owner."""
+        with open(self.path(absolute), "w") as f:
+            f.write(text)
+
+    def listdir(self, absolute: str) -> list[str]:
+        """Names in a directory (sorted), or [] when it does not exist."""
+        try:
+            return sorted(os.listdir(self.path(absolute)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def filesystem_usage(self, absolute: str) -> tuple[int, int]:
         """(size_bytes, free_bytes) of the filesystem holding ``absolute``."""
         st = os.statvfs(self.path(absolute))

@@ -519,8 +519,10 @@ function renderLogin(seq) {
       if (err.status === 429 && err.retryAfter && !/\d/.test(err.message)) {
         err.message = `${err.message} (try again in ${err.retryAfter} s)`;
       }
-      if (err.status === 409 && app.session && !app.session.setup_complete) {
-        err.message = `${err.message}. The setup was started in another browser: continue it there.`;
+      if (err.status === 409) {
+        // no account exists yet: the wizard is where it is made
+        app.wizard = null;
+        return go("#/wizard");
       }
       errors.show(err);
       pass.value = "";
