@@ -23,7 +23,8 @@ class PlannedSubsystem:
         if self.plan():
             return (
                 "not_configured",
-                f"Your {self.title.lower()} choices are saved; the manager that applies them "
+                f"Your {self.title if self.title.isupper() else self.title.lower()} choices "
+                "are saved; the manager that applies them "
                 "is not part of this build yet.",
             )
         return "unavailable", f"{self.title} is not part of this build yet."

@@ -514,6 +514,10 @@ def check_every_page(
     expect(tid(page, "overview-version")).to_have_text(ov["version"])
     expect(tid(page, "overview-hostname")).to_have_text("sokoul-browser")
     expect(tid(page, "overview-uptime")).to_have_text(re.compile(r"\d+ (s|min|h|d)"))
+    # the simulated board says so on every page
+    assert ov["simulated"] is True
+    expect(tid(page, "sim-banner")).to_be_visible()
+    expect(tid(page, "sim-banner")).to_contain_text("nothing on this machine")
     shot(page, "panel-home")
 
     # Library, Downloads, Devices: the subsystem's own state and its (possibly empty) lists

@@ -245,16 +245,23 @@ async function api(method, path, body, opts = {}) {
   return data;
 }
 
+function showSimulated() {
+  const banner = document.getElementById("sim-banner");
+  if (banner) banner.hidden = !(app.session && app.session.simulated);
+}
+
 function updateSession(sess) {
   if (!sess) return;
   app.session = { ...(app.session || {}), ...sess };
   if (sess.csrf_token) app.csrf = sess.csrf_token;
+  showSimulated();
 }
 
 async function refreshSession() {
   const sess = await api("GET", "/api/session", undefined, { noAuthRedirect: true });
   app.session = sess;
   app.csrf = sess.csrf_token || "";
+  showSimulated();
   return sess;
 }
 
