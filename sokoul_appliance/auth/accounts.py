@@ -35,13 +35,6 @@ class Accounts:
         async with self._kdf:
             return await asyncio.to_thread(verify_password, password, stored)
 
-    async def count(self) -> int:
-        return int(await self._store.scalar("SELECT count(*) FROM users") or 0)
-
-    async def usernames(self) -> list[str]:
-        rows = await self._store.fetchall("SELECT username FROM users ORDER BY created_at")
-        return [r["username"] for r in rows]
-
     async def set_password(self, username: str, password: str, *, source: str) -> None:
         """Create the account or replace its password."""
         stored = await self._hash(password)

@@ -32,9 +32,6 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-SESSION_KEY = web.AppKey("sessions", Sessions)
-
-
 def current_session(request: web.Request) -> Session | None:
     session: Session | None = request.get("session")
     return session

@@ -562,15 +562,17 @@ def check_every_page(
     expect(tid(page, "fs-row").first.locator("meter")).to_be_visible()
     shot(page, "panel-storage")
 
-    # System: the fixture's CPU clusters (one per cpufreq policy: the CIX P1 in ACPI mode has
-    # five frequency domains over 12 CPUs of two core types), thermal zones, fans; live updates
+    # System: the fixture's CPU clusters (the CIX P1 in ACPI mode has five frequency domains
+    # over 12 CPUs; discovery merges them into 4 A520 + 4 mid + 4 big A720), thermal zones,
+    # fans; live updates
     go_page(page, "system")
     sysinfo = api_get(page, sup, "/api/system")
     clusters = sysinfo["clusters"]
-    assert len(clusters) == 5, clusters
+    assert len(clusters) == 3, clusters
+    assert sorted(cl["role"] for cl in clusters) == ["big", "little", "mid"], clusters
     assert sorted(c for cl in clusters for c in cl["cpus"]) == list(range(12)), clusters
     assert {cl["core"] for cl in clusters} == {"cortex-a720", "cortex-a520"}, clusters
-    expect(tid(page, "cluster-row")).to_have_count(5)
+    expect(tid(page, "cluster-row")).to_have_count(3)
     for c in clusters:
         row = page.locator(
             f"[data-testid=cluster-row][data-cpus='{','.join(map(str, c['cpus']))}']"
@@ -583,7 +585,7 @@ def check_every_page(
     expect(tid(page, "page-system")).to_have_attribute(
         "data-live-updates", re.compile(r"^[1-9]\d*$"), timeout=15_000
     )
-    expect(tid(page, "cluster-row")).to_have_count(5)
+    expect(tid(page, "cluster-row")).to_have_count(3)
     shot(page, "panel-system")
 
     # Logs: recent lines, a failed login (a WARNING) written before the page opened, then a
