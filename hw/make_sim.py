@@ -148,15 +148,17 @@ def _orangepi_drives(first: str, second: str, root_on: str) -> list[Drive]:
 
 
 def orangepi_acpi() -> Board:
-    # ACPI numbering on this board: cpu0-1 A720, cpu2-5 A520, cpu6-11 A720 (facts). Which
-    # A720 pairs are "big" and which "mid" in ACPI numbering is not published: illustrative.
+    # ACPI numbering on this board: cpu0-1 A720, cpu2-5 A520, cpu6-11 A720 (facts).
     # cppc_cpufreq: one policy per frequency domain (the SoC has 5 CPU PLLs: facts, issue #310).
+    # The A720s come as 4 "big" (specced 2.6 GHz) and 4 "mid" (2.5 GHz) - the vendor's figures
+    # quoted in geerlingguy/sbc-reviews#62. Which ACPI pairs are big (here cpu0-1 and 6-7) and
+    # the capacities (CPPC highest_perf scaled: 1024 big, 984 mid, 403 A520) are illustrative.
     policies = [
         Policy([0, 1], "a720", 1024, 2600000, 2600000),
         Policy([2, 3, 4, 5], "a520", 403, 1800000, 800000),
         Policy([6, 7], "a720", 1024, 2600000, 1800000),
-        Policy([8, 9], "a720", 1024, 2600000, 800000),
-        Policy([10, 11], "a720", 1024, 2600000, 800000),
+        Policy([8, 9], "a720", 984, 2500000, 800000),
+        Policy([10, 11], "a720", 984, 2500000, 1200000),
     ]
     cpus = {c: (p.core, p.capacity) for p in policies for c in p.cpus}
     zones = [

@@ -34,7 +34,9 @@ def format_table(d: Discovery) -> str:
     for c in d.clusters:
         mhz = "?" if c.max_khz is None else f"{c.max_khz // 1000} MHz"
         cpus = ",".join(map(str, c.cpus))
-        out.append(f"  cpus {cpus:<14} {c.core:<14} max {mhz:<10} capacity {c.capacity}")
+        out.append(
+            f"  cpus {cpus:<14} {c.role:<7} {c.core:<14} max {mhz:<10} capacity {c.capacity}"
+        )
     out += ["", "Thermal zones"]
     for z in d.thermal_zones:
         temp = "?" if z.temp_c is None else f"{z.temp_c:.1f} °C"

@@ -1,14 +1,21 @@
-"""CPU clusters: frequency domains from cpufreq policies, core type from MIDR, never CPU numbers.
+"""CPU clusters: CPUs of one core type and one performance level, never CPU numbers.
 
-A cluster is one cpufreq policy (its ``related_cpus``), split further if it mixes core types.
-CPUs no policy covers (no cpufreq driver, e.g. QEMU TCG) are grouped by core type and
-``cpu_capacity``. Core type comes from ``regs/identification/midr_el1``, else ``/proc/cpuinfo``.
+A cluster is every CPU with the same core type, ``cpu_capacity`` and ``cpuinfo_max_freq``: the
+cpufreq policies (frequency domains, ``related_cpus``) that share all three are merged, and a
+policy that mixes core types is split. The CIX P1 has five CPU PLLs, so the kernel shows five
+policies, but three clusters: 4 Cortex-A520, 4 "mid" and 4 "big" Cortex-A720. CPUs no policy
+covers (no cpufreq driver, e.g. QEMU TCG) are grouped the same way with no frequency. Core type
+comes from ``regs/identification/midr_el1``, else ``/proc/cpuinfo``.
+
+Each cluster gets a role by performance (capacity, then max frequency): the highest is "big",
+the lowest (when there are two or more) "little", any other "mid".
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sokoul_appliance.board.sysfs import SysfsReader, matching, parse_cpu_list
@@ -39,18 +46,23 @@ def core_name(implementer: int, part: int) -> str:
     return f"unknown (0x{implementer:02x}:0x{part:03x})"
 
 
+ROLES = ("little", "mid", "big")
+
+
 @dataclass(frozen=True)
 class Cluster:
     cpus: tuple[int, ...]
     core: str
     capacity: int | None
     max_khz: int | None
-    policy: str | None  # appliance path of the cpufreq policy directory
+    policies: tuple[str, ...]  # appliance paths of its cpufreq policy directories (may be none)
+    role: str = "big"  # little | mid | big (see the module docstring)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cpus": list(self.cpus),
             "core": self.core,
+            "role": self.role,
             "max_khz": self.max_khz,
             "capacity": self.capacity,
         }
@@ -105,7 +117,8 @@ def discover_clusters(reader: SysfsReader) -> list[Cluster]:
         cpu: reader.integer(f"{CPU_DIR}/cpu{cpu}/cpu_capacity", optional=True) for cpu in cpus
     }
 
-    clusters: list[Cluster] = []
+    # (core, capacity, max_khz) -> CPUs and the policies they came from
+    groups: dict[tuple[str, int | None, int | None], tuple[list[int], list[str]]] = {}
     claimed: set[int] = set()
     policy_dir = f"{CPU_DIR}/cpufreq"
     for policy in matching(reader.listdir(policy_dir), r"policy\d+"):
@@ -129,15 +142,50 @@ def discover_clusters(reader: SysfsReader) -> list[Cluster]:
             reader.note(f"{path}: one frequency domain mixes core types {', '.join(kinds)}")
         for kind in kinds:
             group = tuple(c for c in members if core[c] == kind)
-            clusters.append(Cluster(group, kind, _capacity(reader, group, capacity), max_khz, path))
+            key = (kind, _capacity(reader, group, capacity), max_khz)
+            cpus_of, paths = groups.setdefault(key, ([], []))
+            cpus_of.extend(group)
+            paths.append(path)
 
-    rest: dict[tuple[str, int | None], list[int]] = {}
     for cpu in cpus:
         if cpu not in claimed:
-            rest.setdefault((core[cpu], capacity[cpu]), []).append(cpu)
-    for (kind, cap), members_left in rest.items():
-        clusters.append(Cluster(tuple(members_left), kind, cap, None, None))
-    return sorted(clusters, key=lambda c: c.cpus)
+            groups.setdefault((core[cpu], capacity[cpu], None), ([], []))[0].append(cpu)
+
+    found = [
+        Cluster(tuple(sorted(members_of)), kind, cap, khz, tuple(paths))
+        for (kind, cap, khz), (members_of, paths) in groups.items()
+    ]
+    return sorted(assign_roles(found), key=lambda c: c.cpus)
+
+
+def cluster_labels(clusters: Sequence[Cluster]) -> list[str]:
+    """Short names for logs and metric labels: the role, plus "-cpuN" (its first CPU) when
+    several clusters share a role (boards with more than three performance levels)."""
+    roles = [c.role for c in clusters]
+    return [c.role if roles.count(c.role) == 1 else f"{c.role}-cpu{c.cpus[0]}" for c in clusters]
+
+
+def performance_key(cluster: Cluster) -> tuple[int, int]:
+    """Order clusters slowest first: by capacity, then by the reported max frequency."""
+    return (
+        -1 if cluster.capacity is None else cluster.capacity,
+        -1 if cluster.max_khz is None else cluster.max_khz,
+    )
+
+
+def assign_roles(clusters: list[Cluster]) -> list[Cluster]:
+    """little / mid / big by performance; a lone cluster is "big" (it runs everything)."""
+    ranked = sorted(clusters, key=performance_key)
+    out = []
+    for i, c in enumerate(ranked):
+        if i == len(ranked) - 1:
+            role = "big"
+        elif i == 0:
+            role = "little"
+        else:
+            role = "mid"
+        out.append(replace(c, role=role))
+    return out
 
 
 def _capacity(

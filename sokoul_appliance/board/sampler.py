@@ -54,6 +54,17 @@ def cluster_load(cpus: Sequence[int], before: CpuTicks, after: CpuTicks) -> floa
     return round(min(max(busy / total, 0.0), 1.0) * 100, 1)
 
 
+def cluster_cur_khz(reader: SysfsReader, cluster: Cluster) -> int | None:
+    """The cluster's current frequency: the mean of its policies' ``scaling_cur_freq`` (a
+    cluster merges frequency domains that may run at different speeds); None when unknown."""
+    if cluster.policies:
+        paths = [f"{p}/scaling_cur_freq" for p in cluster.policies]
+    else:
+        paths = [f"{CPU_DIR}/cpu{cluster.cpus[0]}/cpufreq/scaling_cur_freq"]
+    values = [v for p in paths if (v := reader.integer(p, optional=True)) is not None]
+    return round(sum(values) / len(values)) if values else None
+
+
 class SystemSampler:
     """Holds the previous /proc/stat sample; each ``sample()`` reports load since the last one."""
 
@@ -90,11 +101,7 @@ class SystemSampler:
 
     @staticmethod
     def _cur_khz(reader: SysfsReader, cluster: Cluster) -> int | None:
-        if cluster.policy is not None:
-            return reader.integer(f"{cluster.policy}/scaling_cur_freq", optional=True)
-        return reader.integer(
-            f"{CPU_DIR}/cpu{cluster.cpus[0]}/cpufreq/scaling_cur_freq", optional=True
-        )
+        return cluster_cur_khz(reader, cluster)
 
     @staticmethod
     def _uptime(reader: SysfsReader) -> float | None:

@@ -21,8 +21,8 @@ SAMSUNG = ("Samsung SSD 980 PRO 1TB", "S5GXNF0R123456", 1953525168 * 512)
 WD = ("WD_BLACK SN850X 2000GB", "23154M800123", 3907029168 * 512)
 
 
-def clusters(d: Discovery) -> list[tuple[set[int], str, int | None]]:
-    return [(set(c.cpus), c.core, c.max_khz) for c in d.clusters]
+def clusters(d: Discovery) -> list[tuple[set[int], str, str, int | None, int | None]]:
+    return [(set(c.cpus), c.core, c.role, c.max_khz, c.capacity) for c in d.clusters]
 
 
 def drives(d: Discovery) -> list[tuple[str, str | None, str | None, int | None, bool]]:
@@ -30,16 +30,20 @@ def drives(d: Discovery) -> list[tuple[str, str | None, str | None, int | None, 
 
 
 # -- Orange Pi 6 Plus, ACPI mode ---------------------------------------------------------------
-async def test_acpi_clusters_follow_cpufreq_policies_not_cpu_numbers() -> None:
+async def test_acpi_three_clusters_merge_policies_not_cpu_numbers() -> None:
+    # five cppc policies (one per CPU PLL), three performance levels: 4 A520, 4 mid, 4 big
     d = await discover(Host(ACPI))
     assert clusters(d) == [
-        ({0, 1}, "cortex-a720", 2600000),
-        ({2, 3, 4, 5}, "cortex-a520", 1800000),
-        ({6, 7}, "cortex-a720", 2600000),
-        ({8, 9}, "cortex-a720", 2600000),
-        ({10, 11}, "cortex-a720", 2600000),
+        ({0, 1, 6, 7}, "cortex-a720", "big", 2600000, 1024),
+        ({2, 3, 4, 5}, "cortex-a520", "little", 1800000, 403),
+        ({8, 9, 10, 11}, "cortex-a720", "mid", 2500000, 984),
     ]
-    assert [c.capacity for c in d.clusters] == [1024, 403, 1024, 1024, 1024]
+    policy = "/sys/devices/system/cpu/cpufreq/policy"
+    assert [c.policies for c in d.clusters] == [
+        (f"{policy}0", f"{policy}6"),
+        (f"{policy}2",),
+        (f"{policy}8", f"{policy}10"),
+    ]
     assert d.board == "orangepi-6-plus"
     assert d.problems == ()
 
@@ -91,15 +95,13 @@ async def test_acpi_nics_and_drives() -> None:
 # -- Orange Pi 6 Plus, Device Tree mode --------------------------------------------------------
 async def test_dt_clusters_zones_fan() -> None:
     d = await discover(Host(DT))
+    # the same three clusters as in ACPI mode under other CPU numbers; all A720 pairs report
+    # 2.5 GHz here, so mid and big are told apart by cpu_capacity alone
     assert clusters(d) == [
-        ({0, 1, 2, 3}, "cortex-a520", 1800000),
-        ({4, 5}, "cortex-a720", 2500000),
-        ({6, 7}, "cortex-a720", 2500000),
-        ({8, 9}, "cortex-a720", 2500000),
-        ({10, 11}, "cortex-a720", 2500000),
+        ({0, 1, 2, 3}, "cortex-a520", "little", 1800000, 403),
+        ({4, 5, 6, 7}, "cortex-a720", "mid", 2500000, 945),
+        ({8, 9, 10, 11}, "cortex-a720", "big", 2500000, 1024),
     ]
-    # mid and big A720 pairs differ only in cpu_capacity
-    assert [c.capacity for c in d.clusters] == [403, 945, 945, 1024, 1024]
     assert [(z.name, z.temp_c) for z in d.thermal_zones] == [
         ("vpu-thermal", 41.0),
         ("gpu0-thermal", 44.0),
@@ -131,8 +133,8 @@ async def test_dt_system_drive_found_from_mounts_not_from_its_name() -> None:
 # -- QEMU virt ---------------------------------------------------------------------------------
 async def test_qemu_without_cpufreq_groups_by_capacity_and_core() -> None:
     d = await discover(Host(QEMU))
-    assert [(c.cpus, c.core, c.max_khz, c.capacity, c.policy) for c in d.clusters] == [
-        ((0, 1), "cortex-a76", None, 1024, None)
+    assert [(c.cpus, c.core, c.role, c.max_khz, c.capacity, c.policies) for c in d.clusters] == [
+        ((0, 1), "cortex-a76", "big", None, 1024, ())
     ]
     assert d.thermal_zones == ()
     assert d.fans == ()
@@ -158,6 +160,7 @@ async def test_discover_json_has_the_documented_shape() -> None:
     assert data["clusters"][0] == {
         "cpus": [0, 1],
         "core": "cortex-a76",
+        "role": "big",
         "max_khz": None,
         "capacity": 1024,
     }
@@ -331,12 +334,11 @@ async def test_sampler_load_from_two_proc_stat_samples(tmp_path: Path) -> None:
 async def test_sampler_on_the_acpi_tree() -> None:
     sampler = SystemSampler(Host(ACPI), (await discover(Host(ACPI))).clusters)
     data = await sampler.sample()
-    assert [(c["cpus"], c["cur_khz"]) for c in data["clusters"]] == [
-        ([0, 1], 2600000),
-        ([2, 3, 4, 5], 800000),
-        ([6, 7], 1800000),
-        ([8, 9], 800000),
-        ([10, 11], 800000),
+    # a merged cluster's frequency is the mean of its policies' (2.6 and 1.8 GHz; 0.8 and 1.2)
+    assert [(c["cpus"], c["role"], c["cur_khz"]) for c in data["clusters"]] == [
+        ([0, 1, 6, 7], "big", 2200000),
+        ([2, 3, 4, 5], "little", 800000),
+        ([8, 9, 10, 11], "mid", 1000000),
     ]
     assert data["memory"] == {"total_bytes": 15950372 * 1024, "available_bytes": 14203312 * 1024}
     assert [z["name"] for z in data["thermal_zones"]] == ["TZB0", "TZB1", "TZM0", "TZM1", "TZGT"]
@@ -366,3 +368,49 @@ def test_fixture_trees_match_their_generator() -> None:
         [sys.executable, str(REPO / "hw/make_sim.py"), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+async def test_policies_merge_by_core_capacity_and_frequency_whatever_the_numbering(
+    tmp_path: Path,
+) -> None:
+    # an invented numbering: big, little, mid, big, mid, little interleaved one CPU per policy
+    layout = [  # cpu: (midr, capacity, max_khz)
+        ("0x410fd811", 1024, 2600000),
+        ("0x410fd801", 403, 1800000),
+        ("0x410fd811", 984, 2500000),
+        ("0x410fd811", 1024, 2600000),
+        ("0x410fd811", 984, 2500000),
+        ("0x410fd801", 403, 1800000),
+    ]
+    cpu = "/sys/devices/system/cpu"
+    for n, (midr, cap, khz) in enumerate(layout):
+        put(tmp_path, f"{cpu}/cpu{n}/cpu_capacity", f"{cap}\n")
+        put(tmp_path, f"{cpu}/cpu{n}/regs/identification/midr_el1", f"{midr}\n")
+        put(tmp_path, f"{cpu}/cpufreq/policy{n}/related_cpus", f"{n}\n")
+        put(tmp_path, f"{cpu}/cpufreq/policy{n}/cpuinfo_max_freq", f"{khz}\n")
+    d = await discover(Host(tmp_path))
+    assert clusters(d) == [
+        ({0, 3}, "cortex-a720", "big", 2600000, 1024),
+        ({1, 5}, "cortex-a520", "little", 1800000, 403),
+        ({2, 4}, "cortex-a720", "mid", 2500000, 984),
+    ]
+
+
+def test_cluster_labels_are_roles_unless_two_clusters_share_one() -> None:
+    from sokoul_appliance.board.cpus import Cluster, assign_roles, cluster_labels
+
+    four = assign_roles(
+        [
+            Cluster((0, 1), "cortex-a520", 400, 1800000, ()),
+            Cluster((2, 3), "cortex-a720", 900, 2300000, ()),
+            Cluster((4, 5), "cortex-a720", 950, 2400000, ()),
+            Cluster((6, 7), "cortex-a720", 1024, 2600000, ()),
+        ]
+    )
+    assert [(c.cpus, c.role) for c in four] == [
+        ((0, 1), "little"),
+        ((2, 3), "mid"),
+        ((4, 5), "mid"),
+        ((6, 7), "big"),
+    ]
+    assert cluster_labels(four) == ["little", "mid-cpu2", "mid-cpu4", "big"]
