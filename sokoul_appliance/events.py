@@ -40,3 +40,10 @@ class ManagerStateChanged:
 
 
 Event = SettingsChanged | LogLine | SystemSampled | SetupCompleted | ManagerStateChanged
+
+
+# cores room (sokoul_appliance/cores/): the thermal governor asks to move background work
+@dataclass(frozen=True)
+class CpuPlacementRequest:
+    avoid_cpus: tuple[int, ...]  # CPUs background work should leave; () restores the plan
+    reason: str  # a sentence for the panel, e.g. "cluster of CPUs 8-11 at 76 °C"
