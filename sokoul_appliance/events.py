@@ -42,8 +42,58 @@ class ManagerStateChanged:
 Event = SettingsChanged | LogLine | SystemSampled | SetupCompleted | ManagerStateChanged
 
 
+# storage room (sokoul_appliance/storage/): downloads pause on StorageDegraded(role="media")
+@dataclass(frozen=True)
+class StorageDegraded:
+    role: str  # "media" | "cold"
+    reason: str  # a sentence for the panel
+
+
+@dataclass(frozen=True)
+class StorageRecovered:
+    role: str
+
+
+@dataclass(frozen=True)
+class StorageItemMoved:
+    item: str  # path relative to the tier root, e.g. "library/Film (2020)"
+    direction: str  # "to_cold" | "to_media"
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class StorageItemsRemoved:
+    reason: str  # "seeding_done" | "watched_cleanup"
+    paths: tuple[str, ...]  # appliance paths removed
+
+
 # cores room (sokoul_appliance/cores/): the thermal governor asks to move background work
 @dataclass(frozen=True)
 class CpuPlacementRequest:
     avoid_cpus: tuple[int, ...]  # CPUs background work should leave; () restores the plan
     reason: str  # a sentence for the panel, e.g. "cluster of CPUs 8-11 at 76 °C"
+
+
+# thermal room (sokoul_appliance/thermal/): what the governor asks of the other rooms
+@dataclass(frozen=True)
+class TorrentLimitRequest:
+    factor: float  # multiply the configured rate limits by this; 1.0 restores them
+    reason: str  # a sentence for the panel, e.g. "TZB0 at 76.0 °C (throttle at 75 °C)"
+
+
+@dataclass(frozen=True)
+class PauseHeavyWork:
+    reason: str  # pause torrents and transcodes until ResumeHeavyWork
+
+
+@dataclass(frozen=True)
+class ResumeHeavyWork:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ThermalStateChanged:
+    state: str  # "normal" | "throttled" | "critical"
+    zone: str | None  # the hottest zone when it changed
+    temp_c: float | None
+    actions: tuple[str, ...]  # e.g. ("torrent_limit", "placement")

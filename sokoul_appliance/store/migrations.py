@@ -32,4 +32,47 @@ MIGRATIONS: tuple[str, ...] = (
         answered_at REAL NOT NULL
     );
     """,
+    # 2: storage room: drives we formatted/adopted, item ages, the migration journal, seeding GC
+    """
+    CREATE TABLE storage_drives (
+        role TEXT PRIMARY KEY,          -- 'media' | 'cold'
+        name TEXT NOT NULL,             -- kernel name when recorded (may change across boots)
+        model TEXT,
+        serial TEXT,
+        uuid TEXT,                      -- filesystem UUID (NULL while formatting)
+        label TEXT NOT NULL,
+        state TEXT NOT NULL,            -- 'formatting' | 'ready'
+        recorded_at REAL NOT NULL
+    );
+    CREATE TABLE storage_items (
+        item TEXT PRIMARY KEY,          -- relative to the tier root: 'library/Film (2020)'
+        tier TEXT NOT NULL,             -- 'media' | 'cold'
+        last_watched REAL               -- unix time, NULL when never watched
+    );
+    CREATE TABLE storage_migrations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item TEXT NOT NULL,
+        direction TEXT NOT NULL,        -- 'to_cold' | 'to_media'
+        state TEXT NOT NULL,            -- 'copying' | 'placed' | 'done' | 'failed'
+        size_bytes INTEGER NOT NULL DEFAULT 0,
+        copied_bytes INTEGER NOT NULL DEFAULT 0,
+        manifest TEXT,                  -- JSON {relative file: sha256} once verified
+        error TEXT,
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX storage_migrations_open ON storage_migrations(state);
+    CREATE TABLE storage_gc (
+        path TEXT PRIMARY KEY,          -- appliance path under /srv/media/downloads
+        torrent TEXT NOT NULL,
+        marked_at REAL NOT NULL,
+        removed_at REAL
+    );
+    CREATE TABLE storage_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    """,
 )

@@ -1,0 +1,408 @@
+"""Moving items between the media and cold tiers without ever losing a file.
+
+One item (a file or a folder such as ``library/Film (2020)``) moves in five steps, each
+recorded in SQLite (``storage_migrations``) before the next begins:
+
+1. journal row ``copying``;
+2. copy every file into a hidden container next to the destination
+   (``library/.sokoul-migrating-<id>/<name>``), hashing the source while reading, then fsync;
+3. verify: drop the written pages from the cache and re-read each copy, its sha256 must equal
+   the source's (and the source must not have changed meanwhile);
+4. atomic rename of the finished copy to its final name, fsync of the directory; row ``placed``
+   with the manifest of hashes;
+5. delete the source, fsync; row ``done``.
+
+A crash or kill at any point leaves the source intact until step 5, and ``resume()`` finishes
+what the journal says was under way: a ``copying`` row starts the copy again (a half-written
+container is thrown away; a copy that was already renamed into place is verified against the
+source instead), a ``placed`` row only deletes the source. Copies run in a worker thread, one
+item at a time, optionally rate-limited so streaming from the same drive keeps its bandwidth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sokoul_appliance.host import Host
+from sokoul_appliance.storage.mounts import fsync_dir
+from sokoul_appliance.storage.placement import check_item
+from sokoul_appliance.storage.roles import COLD, MEDIA, MOUNT_POINTS
+from sokoul_appliance.store.database import Store
+
+log = logging.getLogger("sokoul.storage.migration")
+
+TO_COLD = "to_cold"
+TO_MEDIA = "to_media"
+DIRECTIONS = {TO_COLD: (MEDIA, COLD), TO_MEDIA: (COLD, MEDIA)}
+CONTAINER_PREFIX = ".sokoul-migrating-"
+
+
+class MigrationError(Exception):
+    """An item could not be moved; its source is untouched. The message is for a person."""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    chunk_bytes: int = 4 << 20
+    rate_limit_bytes_per_s: float | None = None  # None: as fast as the drives go
+    verify_from_disk: bool = True  # re-read copies after dropping them from the page cache
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    id: int
+    item: str
+    direction: str
+    size_bytes: int
+    files: int
+
+
+@dataclass
+class Progress:
+    id: int
+    item: str
+    direction: str
+    size_bytes: int
+    copied_bytes: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "item": self.item,
+            "direction": self.direction,
+            "size_bytes": self.size_bytes,
+            "copied_bytes": self.copied_bytes,
+        }
+
+
+def tree_files(root: Path) -> list[tuple[str, int]]:
+    """(relative path, size) of every regular file under ``root`` (or root itself), sorted."""
+    if root.is_file():
+        return [("", root.stat().st_size)]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode):
+                out.append((str(p.relative_to(root)), st.st_size))
+            elif not stat.S_ISLNK(st.st_mode):
+                raise MigrationError(f"{p} is neither a file nor a folder; it was not moved")
+    return out
+
+
+def sha256_file(path: Path, chunk: int = 4 << 20, drop_cache: bool = False) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if drop_cache:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Copier:
+    """The blocking part (worker thread): copy + hash + fsync + verify + rename + delete."""
+
+    def __init__(
+        self,
+        options: MigrationOptions,
+        stop: threading.Event,
+        progress: Callable[[int], None],
+    ) -> None:
+        self.options = options
+        self.stop = stop
+        self.progress = progress
+        self._budget_start = time.monotonic()
+        self._budget_bytes = 0
+
+    def _pace(self, n: int) -> None:
+        rate = self.options.rate_limit_bytes_per_s
+        self._budget_bytes += n
+        if rate:
+            ahead = self._budget_bytes / rate - (time.monotonic() - self._budget_start)
+            if ahead > 0:
+                self.stop.wait(ahead)
+        if self.stop.is_set():
+            raise _Interrupted
+
+    def copy_file(self, src: Path, dst: Path) -> str:
+        h = hashlib.sha256()
+        buf = bytearray(self.options.chunk_bytes)
+        view = memoryview(buf)
+        before = src.stat()
+        with open(src, "rb") as fin, open(dst, "xb") as fout:
+            while n := fin.readinto(buf):
+                h.update(view[:n])
+                fout.write(view[:n])
+                self.progress(n)
+                self._pace(n)
+            fout.flush()
+            os.fsync(fout.fileno())
+        after = src.stat()
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise MigrationError(f"{src} changed while it was copied; it will be tried later")
+        shutil.copystat(src, dst)
+        return h.hexdigest()
+
+    def copy_tree(self, src: Path, container: Path) -> dict[str, str]:
+        """Copy src (file or folder) to container/<src.name>; return {relative file: sha256}."""
+        if container.exists():
+            shutil.rmtree(container)  # a half-written copy from an interrupted run
+        container.mkdir(parents=True)
+        target = container / src.name
+        manifest: dict[str, str] = {}
+        if src.is_file():
+            manifest[""] = self.copy_file(src, target)
+        else:
+            for dirpath, dirnames, filenames in os.walk(src):
+                dirnames.sort()
+                rel_dir = Path(dirpath).relative_to(src)
+                out_dir = target / rel_dir
+                out_dir.mkdir(exist_ok=True)
+                for name in sorted(filenames):
+                    s = Path(dirpath) / name
+                    if s.is_symlink():
+                        os.symlink(os.readlink(s), out_dir / name)
+                        continue
+                    manifest[str(rel_dir / name)] = self.copy_file(s, out_dir / name)
+            for dirpath, _, _ in os.walk(target, topdown=False):
+                shutil.copystat(src / Path(dirpath).relative_to(target), dirpath)
+                fsync_dir(Path(dirpath))
+        fsync_dir(container)
+        self.verify(target, manifest)
+        return manifest
+
+    def verify(self, target: Path, manifest: dict[str, str]) -> None:
+        for rel, digest in manifest.items():
+            path = target / rel if rel else target
+            got = sha256_file(path, drop_cache=self.options.verify_from_disk)
+            if got != digest:
+                raise MigrationError(
+                    f"the copy of {path.name} reads back different bytes (sha256 {got[:12]}… "
+                    f"instead of {digest[:12]}…): the destination drive may be failing; "
+                    "the original is kept"
+                )
+            if self.stop.is_set():
+                raise _Interrupted
+
+    @staticmethod
+    def place(container: Path, final: Path) -> None:
+        if final.exists() or final.is_symlink():
+            raise MigrationError(f"{final} already exists on the destination; nothing was moved")
+        os.rename(container / final.name, final)
+        fsync_dir(final.parent)
+        container.rmdir()
+        fsync_dir(final.parent)
+
+    @staticmethod
+    def delete(src: Path) -> None:
+        if src.is_dir() and not src.is_symlink():
+            shutil.rmtree(src)
+        elif src.exists() or src.is_symlink():
+            src.unlink()
+        fsync_dir(src.parent)
+
+
+def hash_tree(target: Path) -> dict[str, str]:
+    if target.is_file():
+        return {"": sha256_file(target)}
+    return {rel: sha256_file(target / rel) for rel, _ in tree_files(target)}
+
+
+class Migrator:
+    """Moves items between tiers, one at a time, journaled in SQLite."""
+
+    def __init__(
+        self,
+        host: Host,
+        store: Store,
+        options: MigrationOptions | None = None,
+        on_moved: Callable[[MigrationResult], None] | None = None,
+    ) -> None:
+        self._host = host
+        self._store = store
+        self.options = options or MigrationOptions()
+        self._on_moved = on_moved
+        self._lock = asyncio.Lock()
+        self.current: Progress | None = None
+
+    def _paths(self, item: str, direction: str, row_id: int) -> tuple[Path, Path, Path]:
+        rel = check_item(item)
+        src_role, dst_role = DIRECTIONS[direction]
+        src = self._host.path(f"{MOUNT_POINTS[src_role]}/{rel}")
+        final = self._host.path(f"{MOUNT_POINTS[dst_role]}/{rel}")
+        container = final.parent / f"{CONTAINER_PREFIX}{row_id}"
+        return src, final, container
+
+    async def _run_blocking(self, fn: Callable[[threading.Event], object]) -> object:
+        """Run fn in a thread; on cancellation, ask it to stop and wait for it to finish (a copy
+        is never left running behind our back), then re-raise."""
+        stop = threading.Event()
+        task = asyncio.ensure_future(asyncio.to_thread(fn, stop))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            stop.set()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+
+    async def move(self, item: str, direction: str) -> MigrationResult:
+        """Move one item (relative to the tier root) in ``direction``; raise MigrationError
+        (source untouched) when it cannot."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown direction {direction!r}")
+        check_item(item)
+        async with self._lock:
+            src_role, dst_role = DIRECTIONS[direction]
+            src0 = self._host.path(f"{MOUNT_POINTS[src_role]}/{item}")
+            dst0 = self._host.path(f"{MOUNT_POINTS[dst_role]}/{item}")
+            try:
+                files = await asyncio.to_thread(tree_files, src0)
+            except FileNotFoundError as e:
+                raise MigrationError(f"{item} is not on the {src_role} drive") from e
+            if await asyncio.to_thread(dst0.exists):
+                raise MigrationError(f"{item} already exists on the {dst_role} drive")
+            size = sum(s for _, s in files)
+            now = time.time()
+            async with self._store.transaction() as db:
+                cur = await db.execute(
+                    "INSERT INTO storage_migrations(item, direction, state, size_bytes, "
+                    "started_at) VALUES (?, ?, 'copying', ?, ?)",
+                    (item, direction, size, now),
+                )
+                row_id = int(cur.lastrowid or 0)
+            return await self._carry_on(row_id, item, direction, size, "copying")
+
+    async def resume(self) -> list[MigrationResult]:
+        """Finish every migration the journal shows under way (after a crash or stop)."""
+        rows = await self._store.fetchall(
+            "SELECT id, item, direction, state, size_bytes FROM storage_migrations "
+            "WHERE state IN ('copying', 'placed') ORDER BY id"
+        )
+        done = []
+        for row in rows:
+            async with self._lock:
+                try:
+                    done.append(
+                        await self._carry_on(
+                            row["id"],
+                            row["item"],
+                            row["direction"],
+                            row["size_bytes"],
+                            row["state"],
+                        )
+                    )
+                except MigrationError as e:
+                    log.error("resuming migration of %s failed: %s", row["item"], e)
+        return done
+
+    async def _carry_on(
+        self, row_id: int, item: str, direction: str, size: int, state: str
+    ) -> MigrationResult:
+        src, final, container = self._paths(item, direction, row_id)
+        self.current = Progress(row_id, item, direction, size)
+        progress = self.current
+
+        def advance(n: int) -> None:
+            progress.copied_bytes += n  # an int add: safe enough for a progress figure
+
+        try:
+            if state == "copying":
+                manifest = await self._copy_phase(src, final, container, advance)
+                async with self._store.transaction() as db:
+                    await db.execute(
+                        "UPDATE storage_migrations SET state='placed', manifest=?, "
+                        "copied_bytes=? WHERE id=?",
+                        (json.dumps(manifest), size, row_id),
+                    )
+            else:
+                manifest = json.loads(
+                    await self._store.scalar(
+                        "SELECT manifest FROM storage_migrations WHERE id=?", (row_id,)
+                    )
+                    or "{}"
+                )
+            await self._run_blocking(lambda _stop: _Copier.delete(src))
+            async with self._store.transaction() as db:
+                await db.execute(
+                    "UPDATE storage_migrations SET state='done', finished_at=? WHERE id=?",
+                    (time.time(), row_id),
+                )
+                await db.execute(
+                    "INSERT INTO storage_items(item, tier) VALUES (?, ?) "
+                    "ON CONFLICT(item) DO UPDATE SET tier=excluded.tier",
+                    (item, DIRECTIONS[direction][1]),
+                )
+        except MigrationError as e:
+            await self._fail(row_id, container, str(e))
+            raise
+        except OSError as e:
+            msg = f"moving {item} failed: {e.strerror or e} ({e.filename or ''}); kept the original"
+            await self._fail(row_id, container, msg)
+            raise MigrationError(msg) from e
+        finally:
+            self.current = None
+        result = MigrationResult(row_id, item, direction, size, len(manifest))
+        if self._on_moved is not None:
+            self._on_moved(result)
+        return result
+
+    async def _copy_phase(
+        self, src: Path, final: Path, container: Path, advance: Callable[[int], None]
+    ) -> dict[str, str]:
+        def work(stop: threading.Event) -> dict[str, str]:
+            copier = _Copier(self.options, stop, advance)
+            if not src.exists() and not src.is_symlink():
+                if final.exists():
+                    raise MigrationError(f"{src} is gone but {final} exists: check it by hand")
+                raise MigrationError(f"{src} is gone; nothing to move")
+            if final.exists() and not container.exists():
+                # killed after the rename, before the journal said so: the copy is in place
+                source = hash_tree(src)
+                if hash_tree(final) != source:
+                    raise MigrationError(f"{final} exists and differs from {src}; both kept")
+                return source
+            try:
+                manifest = copier.copy_tree(src, container)
+                copier.place(container, final)
+            except _Interrupted:
+                raise
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(container)
+                raise
+            return manifest
+
+        try:
+            result = await self._run_blocking(work)
+        except _Interrupted:
+            raise asyncio.CancelledError from None
+        assert isinstance(result, dict)
+        return result
+
+    async def _fail(self, row_id: int, container: Path, error: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, container, True)
+        async with self._store.transaction() as db:
+            await db.execute(
+                "UPDATE storage_migrations SET state='failed', error=?, finished_at=? WHERE id=?",
+                (error, time.time(), row_id),
+            )
