@@ -1,0 +1,1 @@
+"""Test doubles served on real transports (a private dbus-daemon, ...), shared by test tiers."""
