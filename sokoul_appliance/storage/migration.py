@@ -95,6 +95,8 @@ def tree_files(root: Path) -> list[tuple[str, int]]:
     """(relative path, size) of every regular file under ``root`` (or root itself), sorted."""
     if root.is_file():
         return [("", root.stat().st_size)]
+    if not root.is_dir():
+        raise FileNotFoundError(root)
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
