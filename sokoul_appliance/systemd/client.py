@@ -184,15 +184,19 @@ class SystemdClient:
                 what="listen to systemd's job signals",
             )
             # systemd sends job signals only while some client is subscribed
-            await self._call_raw(
-                SYSTEMD,
-                MANAGER_PATH,
-                MANAGER,
-                "Subscribe",
-                "",
-                [],
-                what="subscribe to systemd's signals",
-            )
+            try:
+                await self._call_raw(
+                    SYSTEMD,
+                    MANAGER_PATH,
+                    MANAGER,
+                    "Subscribe",
+                    "",
+                    [],
+                    what="subscribe to systemd's signals",
+                )
+            except SystemdError as e:
+                if e.dbus_name != "org.freedesktop.systemd1.AlreadySubscribed":
+                    raise
         except SystemdError:
             bus.disconnect()
             self._bus = None
