@@ -295,13 +295,15 @@ class SystemdDouble:
 
     @contextlib.asynccontextmanager
     async def serving(self, address: str) -> AsyncIterator["SystemdDouble"]:
-        bus = await MessageBus(bus_address=address, bus_type=BusType.SESSION).connect()
+        bus = await asyncio.wait_for(
+            MessageBus(bus_address=address, bus_type=BusType.SESSION).connect(), 10
+        )
         self._bus = bus
         try:
             bus.export(MANAGER_PATH, self._manager)
             for unit in self.units.values():
                 self._export(unit)
-            await bus.request_name(NAME)
+            await asyncio.wait_for(bus.request_name(NAME), 10)
             yield self
         finally:
             for task in list(self._tasks):
