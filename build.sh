@@ -122,8 +122,10 @@ cmd_test() {
   done
   ensure_venv
   # tests also run first boot's tools on the host (growpart, ssh-keygen, systemd-machine-id-setup)
-  # and drive Debian's chromium with Playwright
-  apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium
+  # and drive Debian's chromium with Playwright; the systemd D-Bus double runs on a private
+  # dbus-daemon; storage tests use loop devices, mkfs.ext4, mount; bench/storage.sh compares rsync
+  apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium \
+    dbus-daemon mount e2fsprogs util-linux rsync
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"

@@ -17,6 +17,7 @@ from sokoul_appliance.auth.accounts import Accounts
 from sokoul_appliance.auth.sessions import Sessions
 from sokoul_appliance.auth.throttle import LoginThrottle
 from sokoul_appliance.bus import EventBus
+from sokoul_appliance.cores import CoreGovernor
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
@@ -27,6 +28,7 @@ from sokoul_appliance.planned import PlannedSubsystem
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.system.identity import SystemIdentity
+from sokoul_appliance.systemd import SystemdClient
 from sokoul_appliance.web import build_app
 from sokoul_appliance.web.context import StatusSource, WebContext
 from sokoul_appliance.wizard.flow import Wizard
@@ -102,6 +104,13 @@ class Supervisor:
             self.store, self.settings, self.accounts, self.hardware, self.identity, self.bus
         )
         self.health = HealthReporter(self.host, HealthInputs(config.board, config.state))
+        self.cores = CoreGovernor(
+            self.bus,
+            SystemdClient(),
+            self.hardware.found,
+            registry=self.metrics.registry,
+            read_only=not self.host.live,
+        )
         s = self.settings
         planned = [
             PlannedSubsystem("network", "Network", s, "network.plan"),
@@ -120,6 +129,7 @@ class Supervisor:
             throttle=LoginThrottle(),
             wizard=self.wizard,
             hardware=self.hardware,
+            cores=self.cores,
             health=self.health,
             logs=self.logs,
             metrics=self.metrics,
@@ -133,6 +143,7 @@ class Supervisor:
             self.web,
             self.store,
             self.hardware,
+            self.cores,
             self.wizard,
             *planned,
         ]
@@ -196,6 +207,7 @@ class Supervisor:
             ("database", self.store.start, self.store.stop),
             ("settings", self._load_state, _nothing),
             ("board discovery", self.hardware.start, self.hardware.stop),
+            ("CPU slices", self.cores.start, self.cores.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from sokoul_appliance.board.discovery import discover
+from sokoul_appliance.board.discovery import Discovery, discover
 from sokoul_appliance.board.sampler import SystemSampler
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import SystemSampled
@@ -31,6 +31,7 @@ class Hardware:
         self._bus = bus
         self.board = board
         self._found: dict[str, Any] = {}
+        self._discovery: Discovery | None = None
         self._sampler = SystemSampler(host)
         self._latest: tuple[float, dict[str, Any]] | None = None
         self._refresh: asyncio.Task[dict[str, Any]] | None = None
@@ -38,8 +39,14 @@ class Hardware:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
+    async def found(self) -> Discovery:
+        """The discovery made at start (for managers started after this one)."""
+        if self._discovery is None:
+            self._discovery = await discover(self._host)
+        return self._discovery
+
     async def start(self) -> None:
-        found = await discover(self._host)
+        found = await self.found()
         self._found = found.to_json()
         problems = self._found.get("problems") or []
         log.info(

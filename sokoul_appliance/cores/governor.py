@@ -75,9 +75,12 @@ class CoreGovernor:
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
         close_client: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._bus = bus
         self._close_client = close_client
+        # against a simulated board: compute and show the plan, never touch this machine's systemd
+        self._read_only = read_only
         self._systemd = systemd
         self._discovery = discovery
         self._clock = clock
@@ -119,7 +122,7 @@ class CoreGovernor:
                 await task
         self._stack.close()
         self._sub = None
-        if self._close_client:  # False when the client is shared with other managers
+        if self._close_client and not self._read_only:  # False: the client is shared
             await self._systemd.close()
 
     def status(self) -> tuple[str, str]:
@@ -185,6 +188,13 @@ class CoreGovernor:
                     "error",
                     "No CPU clusters were discovered, so the slices keep their unit-file "
                     "settings (all CPUs). See the System page's discovery problems.",
+                )
+                return
+            if self._read_only:
+                self._state = (
+                    "unavailable",
+                    "Simulated board (read-only): the plan is computed, not applied — "
+                    + self._summary()[1],
                 )
                 return
             try:

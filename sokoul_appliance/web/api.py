@@ -219,6 +219,7 @@ class Api:
             "board": self.ctx.hardware.board,
             "hostname": self.ctx.settings.get("system.hostname"),
             **sample,
+            "slices": self.ctx.cores.snapshot(),
             **state,
         }
 

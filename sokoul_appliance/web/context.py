@@ -10,6 +10,7 @@ from sokoul_appliance.auth.accounts import Accounts
 from sokoul_appliance.auth.sessions import Sessions
 from sokoul_appliance.auth.throttle import LoginThrottle
 from sokoul_appliance.bus import EventBus
+from sokoul_appliance.cores import CoreGovernor
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthReporter
 from sokoul_appliance.logbook import RecentLogs
@@ -33,6 +34,7 @@ class WebContext:
     throttle: LoginThrottle
     wizard: Wizard
     hardware: Hardware
+    cores: CoreGovernor
     health: HealthReporter
     logs: RecentLogs
     metrics: SupervisorMetrics

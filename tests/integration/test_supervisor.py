@@ -71,6 +71,7 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
             "STATUS=starting database",
             "STATUS=starting settings",
             "STATUS=starting board discovery",
+            "STATUS=starting CPU slices",
             "STATUS=starting web",
         ]
         deadline = time.monotonic() + 10
