@@ -581,6 +581,17 @@ def check_every_page(
         expect(row).to_contain_text(f"{c['max_khz'] / 1e6:.2f} GHz")
     expect(tid(page, "zone-row")).to_have_count(len(sysinfo["thermal_zones"]))
     expect(tid(page, "fan-row")).to_have_count(len(sysinfo["fans"]))
+    # the CPU-slice plan from the clusters, shown as computed-not-applied on a simulated board
+    slices = {x["slice"]: x for x in sysinfo["slices"]["slices"]}
+    by_role = {cl["role"]: sorted(cl["cpus"]) for cl in clusters}
+    assert slices["sokoul-background.slice"]["cpus"] == by_role["little"]
+    assert slices["sokoul-heavy.slice"]["cpus"] == by_role["big"]
+    assert slices["sokoul-interactive.slice"]["cpus"] == by_role["mid"]
+    expect(tid(page, "slice-row")).to_have_count(3)
+    expect(
+        page.locator("[data-testid=slice-row][data-slice='sokoul-background.slice']")
+    ).to_contain_text("Not applied")
+    expect(tid(page, "slices-detail")).to_contain_text("Simulated board (read-only)")
     expect(tid(page, "live-indicator")).to_have_attribute("data-state", "on", timeout=15_000)
     expect(tid(page, "page-system")).to_have_attribute(
         "data-live-updates", re.compile(r"^[1-9]\d*$"), timeout=15_000

@@ -1586,6 +1586,7 @@ function systemBlocks(s) {
         : [emptyRow(6, "No CPU clusters reported.")],
       "clusters-table",
     ),
+    slicesBlock(s.slices),
     table(
       "Thermal zones",
       ["Zone", "Type", "Temperature"],
@@ -1607,6 +1608,34 @@ function systemBlocks(s) {
       "fans-table",
     ),
   ];
+}
+
+/** The CPU-slice governor: which CPUs each kind of work may use, and why. */
+function slicesBlock(sl) {
+  if (!sl) return h("div", { class: "slices" });
+  const rows = (sl.slices || []).map((x) =>
+    h(
+      "tr",
+      { dataset: { testid: "slice-row", slice: x.slice || "" } },
+      h("th", { scope: "row" }, x.slice || "—"),
+      h("td", null, x.work || "—"),
+      h("td", { class: "mono" }, cpuList(x.cpus || [])),
+      h("td", null, (x.roles || []).join(" + ") || "—"),
+      h("td", null, x.error ? `Error: ${x.error}` : x.applied ? "Applied" : "Not applied"),
+      h("td", null, x.last_change ? x.last_change.reason || "—" : "—"),
+    ),
+  );
+  return h(
+    "div",
+    { class: "slices" },
+    table(
+      "CPU slices",
+      ["Slice", "Work", "CPUs", "Cluster", "State", "Last change"],
+      rows.length ? rows : [emptyRow(6, "No slice plan.")],
+      "slices-table",
+    ),
+    h("p", { class: "hint", dataset: tid("slices-detail") }, `${STATE_WORDS[sl.state] || sl.state}: ${sl.detail || ""}`),
+  );
 }
 
 /** [0,1,2,3,8] -> "0-3, 8" */
