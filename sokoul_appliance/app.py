@@ -29,6 +29,7 @@ from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.system.identity import SystemIdentity
 from sokoul_appliance.systemd import SystemdClient
+from sokoul_appliance.thermal import ThermalGovernor
 from sokoul_appliance.web import build_app
 from sokoul_appliance.web.context import StatusSource, WebContext
 from sokoul_appliance.wizard.flow import Wizard
@@ -104,6 +105,9 @@ class Supervisor:
             self.store, self.settings, self.accounts, self.hardware, self.identity, self.bus
         )
         self.health = HealthReporter(self.host, HealthInputs(config.board, config.state))
+        self.thermal = ThermalGovernor(
+            self.host, self.bus, self.settings, self.metrics.registry, self.hardware.found
+        )
         self.cores = CoreGovernor(
             self.bus,
             SystemdClient(),
@@ -116,7 +120,6 @@ class Supervisor:
             PlannedSubsystem("network", "Network", s, "network.plan"),
             PlannedSubsystem("storage", "Storage", s, "storage.plan"),
             PlannedSubsystem("vpn", "VPN", s, "vpn.wireguard_conf"),
-            PlannedSubsystem("thermal", "Thermal governor", s),
             PlannedSubsystem("library", "Library", s),
             PlannedSubsystem("downloads", "Downloads", s),
             PlannedSubsystem("dlna", "DLNA server", s),
@@ -130,6 +133,7 @@ class Supervisor:
             wizard=self.wizard,
             hardware=self.hardware,
             cores=self.cores,
+            thermal=self.thermal,
             health=self.health,
             logs=self.logs,
             metrics=self.metrics,
@@ -144,6 +148,7 @@ class Supervisor:
             self.store,
             self.hardware,
             self.cores,
+            self.thermal,
             self.wizard,
             *planned,
         ]
@@ -208,6 +213,7 @@ class Supervisor:
             ("settings", self._load_state, _nothing),
             ("board discovery", self.hardware.start, self.hardware.stop),
             ("CPU slices", self.cores.start, self.cores.stop),
+            ("thermal governor", self.thermal.start, self.thermal.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -17,6 +17,10 @@ class HostPathError(ValueError):
     """A path was not absolute or tried to leave the host root."""
 
 
+class HostReadOnlyError(PermissionError):
+    """A write to a simulated board's tree that was not asked for."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]
@@ -34,8 +38,11 @@ class CommandError(Exception):
 
 
 class Host:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, writable: bool | None = None) -> None:
         self.root = root.resolve()
+        # control-file writes (write_text) go through only on the appliance, or when a test
+        # asks for them on its own copy of a tree: never into a committed fixture tree
+        self.writable = self.live if writable is None else writable
 
     @property
     def live(self) -> bool:
@@ -62,6 +69,11 @@ class Host:
     def write_text(self, absolute: str, text: str) -> None:
         """Write a control file in place (sysfs/procfs knobs such as pwm1_enable). Not for state
         files: those are written atomically (temp file + fsync + rename) by their owner."""
+        if not self.writable:
+            raise HostReadOnlyError(
+                f"{absolute}: not written, this supervisor runs against a simulated board "
+                "(read-only)"
+            )
         with open(self.path(absolute), "w") as f:
             f.write(text)
 

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -125,7 +125,7 @@ class ThermalGovernor:
         bus: EventBus,
         settings: SettingsSource,
         registry: CollectorRegistry,
-        discovery: Discovery | None = None,
+        discovery: Discovery | Callable[[], Awaitable[Discovery]] | None = None,
         interval: float = 1.0,
     ) -> None:
         self._host = host
@@ -201,6 +201,8 @@ class ThermalGovernor:
     async def start(self) -> None:
         if self._discovery is None:
             self._discovery = await discover(self._host)
+        elif callable(self._discovery):  # e.g. the board room's discovery made at start
+            self._discovery = await self._discovery()
         d = self._discovery
         self._zones = d.thermal_zones
         self._zone_labels = zone_labels(self._zones)

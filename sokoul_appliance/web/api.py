@@ -220,6 +220,7 @@ class Api:
             "hostname": self.ctx.settings.get("system.hostname"),
             **sample,
             "slices": self.ctx.cores.snapshot(),
+            "thermal": self.ctx.thermal.snapshot(),
             **state,
         }
 

@@ -16,6 +16,7 @@ from sokoul_appliance.health import HealthReporter
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.store.settings import Settings
+from sokoul_appliance.thermal import ThermalGovernor
 from sokoul_appliance.wizard.flow import Wizard
 
 
@@ -35,6 +36,7 @@ class WebContext:
     wizard: Wizard
     hardware: Hardware
     cores: CoreGovernor
+    thermal: ThermalGovernor
     health: HealthReporter
     logs: RecentLogs
     metrics: SupervisorMetrics

@@ -588,6 +588,9 @@ def check_every_page(
     assert slices["sokoul-heavy.slice"]["cpus"] == by_role["big"]
     assert slices["sokoul-interactive.slice"]["cpus"] == by_role["mid"]
     expect(tid(page, "slice-row")).to_have_count(3)
+    assert sysinfo["thermal"]["state"] == "normal"  # the fixture's zones sit at 40-46 °C
+    expect(tid(page, "thermal-state")).to_have_text("Normal")
+    expect(tid(page, "thermal-facts")).to_contain_text("throttle 75 °C")
     expect(
         page.locator("[data-testid=slice-row][data-slice='sokoul-background.slice']")
     ).to_contain_text("Not applied")

@@ -72,6 +72,7 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
             "STATUS=starting settings",
             "STATUS=starting board discovery",
             "STATUS=starting CPU slices",
+            "STATUS=starting thermal governor",
             "STATUS=starting web",
         ]
         deadline = time.monotonic() + 10

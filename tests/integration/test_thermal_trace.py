@@ -115,7 +115,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
     bus = EventBus()
     settings = FakeSettings(bus)
     registry = CollectorRegistry()
-    host = Host(root)
+    host = Host(root, writable=True)  # the test's own copy: fan writes land there
     governor = ThermalGovernor(
         host, bus, settings, registry, await discover(host), interval=INTERVAL
     )

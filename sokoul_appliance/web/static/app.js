@@ -1586,6 +1586,7 @@ function systemBlocks(s) {
         : [emptyRow(6, "No CPU clusters reported.")],
       "clusters-table",
     ),
+    thermalBlock(s.thermal),
     slicesBlock(s.slices),
     table(
       "Thermal zones",
@@ -1608,6 +1609,36 @@ function systemBlocks(s) {
       "fans-table",
     ),
   ];
+}
+
+/** The thermal governor: its state, the hottest zone, thresholds and its last actions. */
+function thermalBlock(t) {
+  if (!t) return h("div", { class: "thermal" });
+  const th = t.thresholds || {};
+  const hot = t.hottest;
+  const words = { normal: "Normal", throttled: "Throttled", critical: "Critical" };
+  const actions = (t.last_actions || []).slice(0, 10).map((a) =>
+    h(
+      "tr",
+      { dataset: tid("thermal-action") },
+      h("td", null, a.ts ? new Date(a.ts * 1000).toLocaleTimeString() : "—"),
+      h("td", null, words[a.state] || a.state || "—"),
+      h("td", null, a.detail || a.action || "—"),
+      h("td", null, a.ok === false ? "Failed" : "Done"),
+    ),
+  );
+  return h(
+    "div",
+    { class: "thermal" },
+    h(
+      "dl",
+      { class: "facts", dataset: tid("thermal-facts") },
+      h("div", { class: "kv" }, h("dt", null, "Thermal governor"), h("dd", { dataset: { testid: "thermal-state", state: t.state || "" } }, words[t.state] || t.state || "—")),
+      h("div", { class: "kv" }, h("dt", null, "Hottest zone"), h("dd", null, hot ? `${hot.zone} at ${Number(hot.temp_c).toFixed(1)} °C` : "—")),
+      h("div", { class: "kv" }, h("dt", null, "Thresholds"), h("dd", null, `throttle ${th.throttle_c ?? "—"} °C · release ${th.release_c ?? "—"} °C · critical ${th.critical_c ?? "—"} °C`)),
+    ),
+    table("Thermal governor: last actions", ["Time", "State", "Action", "Result"], actions.length ? actions : [emptyRow(4, "No action taken yet.")], "thermal-actions"),
+  );
 }
 
 /** The CPU-slice governor: which CPUs each kind of work may use, and why. */
