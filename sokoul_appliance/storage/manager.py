@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from sokoul_appliance.board.drives import Drive
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import (
+    SettingsChanged,
     StorageDegraded,
     StorageItemMoved,
     StorageItemsRemoved,
@@ -119,6 +120,7 @@ class StorageManager:
         self._roles: dict[str, RoleState] = {}
         self._plan_problem = ""
         self._lock = asyncio.Lock()
+        self._plan_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._actions: deque[dict[str, Any]] = deque(maxlen=20)
         self._drives: list[Drive] = []
@@ -142,6 +144,7 @@ class StorageManager:
         ):
             self._actions.appendleft(dict(row))
         self._spawn(self._monitor(), "storage-monitor")
+        self._spawn(self._follow_plan(), "storage-plan")
         self._spawn(self._every(self.config.gc_interval, self.collect_garbage), "storage-gc")
         self._spawn(self._every(self.config.tiering_interval, self._tier_quietly), "storage-tier")
         self._spawn(self._every(self.config.health_interval, self.refresh_health), "storage-smart")
@@ -302,6 +305,10 @@ class StorageManager:
     async def apply_plan(self) -> None:
         """Make the wizard's storage plan true: format (only when confirmed) or adopt the media
         drive, then mount every recorded tier. Safe to call again."""
+        async with self._plan_lock:
+            await self._apply_plan()
+
+    async def _apply_plan(self) -> None:
         plan = self._settings.get("storage.plan") or {}
         media = plan.get("media_drive")
         self._plan_problem = ""
@@ -448,6 +455,17 @@ class StorageManager:
             self._checked.set()
             self._checked.clear()
             await asyncio.sleep(self.config.monitor_interval)
+
+    async def _follow_plan(self) -> None:
+        """The wizard (or the panel) saved a new storage plan: apply it."""
+        with self._bus.subscribe(SettingsChanged) as sub:
+            while True:
+                event = await sub.get()
+                if "storage.plan" in event.keys:
+                    try:
+                        await self.apply_plan()
+                    except Exception:
+                        log.exception("applying the new storage plan failed")
 
     async def wait_checked(self) -> None:
         """Wait for the end of the next monitor pass."""

@@ -199,7 +199,7 @@ class _Copier:
                 batch.append((d, digest))
                 batch_bytes += d.stat().st_size
                 if batch_bytes >= VERIFY_BATCH_BYTES:
-                    checks.append(verifier.submit(self.verify_batch, batch))
+                    checks.append(verifier.submit(self.verify_batch, batch, container))
                     batch, batch_bytes = [], 0
 
             try:
@@ -219,19 +219,20 @@ class _Copier:
                             copy(s, out_dir / name, str(rel_dir / name))
                     for dirpath, _, _ in os.walk(target, topdown=False):
                         shutil.copystat(src / Path(dirpath).relative_to(target), dirpath)
-                if batch:
-                    checks.append(verifier.submit(self.verify_batch, batch))
+                # the last batch's syncfs also covers the folders and times set above
+                checks.append(verifier.submit(self.verify_batch, batch, container))
                 for check in checks:
                     check.result()
             except BaseException:
                 self.stop.set()  # a running verification ends early
                 raise
-        durable(container)  # folders and times (the files are durable already)
+        if not self.options.verify_from_disk:
+            durable(container)
         return manifest
 
-    def verify_batch(self, files: list[tuple[Path, str]]) -> None:
+    def verify_batch(self, files: list[tuple[Path, str]], container: Path) -> None:
         if self.options.verify_from_disk:
-            sync_filesystem(files[0][0].parent)
+            durable(container)
         for path, digest in files:
             self.verify_file(path, digest)
 

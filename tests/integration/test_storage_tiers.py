@@ -285,7 +285,9 @@ async def test_plan_with_wrong_confirmation_formats_nothing(board: Board, rig: R
     before = media.sha256()
     await rig.store.start()
     await rig.settings.load()
-    # the wizard confirmed another drive's serial (a swapped drive since)
+    await rig.manager.start()
+    assert rig.manager.status()[0] == "not_configured"
+    # the wizard (after start) confirmed another drive's serial (a swapped drive since)
     await rig.settings.update(
         {
             "storage.plan": {
@@ -296,7 +298,6 @@ async def test_plan_with_wrong_confirmation_formats_nothing(board: Board, rig: R
             }
         }
     )
-    await rig.manager.start()
     await wait_for(lambda: rig.manager.status()[0] == "error")
     assert "not the drive you confirmed" in rig.manager.status()[1]
     assert media.sha256() == before
