@@ -88,8 +88,8 @@ async def main() -> None:
     items = sorted(os.listdir(host.path(src)))
     t0 = time.monotonic()
     migrator = Migrator(host, store, MigrationOptions(verify_from_disk=sys.argv[4] == "1"))
-    for name in items:
-        await migrator.move(f"library/{name}", direction)
+    moved, errors = await migrator.move_many([f"library/{n}" for n in items], direction)
+    assert len(moved) == len(items) and not errors, errors
     print(f"{time.monotonic() - t0:.3f}")
     await store.stop()
 
@@ -110,8 +110,8 @@ async def main() -> None:
     store = Store(Path(sys.argv[2]))
     await store.start()
     host = Host(Path(sys.argv[1]))
-    for name in sorted(os.listdir(host.path("/srv/cold/library"))):
-        await Migrator(host, store).move(f"library/{name}", sys.argv[3])
+    names = sorted(os.listdir(host.path("/srv/cold/library")))
+    await Migrator(host, store).move_many([f"library/{n}" for n in names], sys.argv[3])
     await store.stop()
 
 asyncio.run(main())

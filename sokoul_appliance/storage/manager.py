@@ -579,9 +579,9 @@ class StorageManager:
         chosen = choose_cold_items(
             facts, usage[0], usage[1], self.config.tiering, time.time(), cold[1]
         )
-        moved = []
-        for f in chosen:
-            moved.append(await self.migrator.move(f.item, TO_COLD))
+        moved, errors = await self.migrator.move_many([f.item for f in chosen], TO_COLD)
+        for e in errors:
+            await self._act("migration failed", str(e))
         return moved
 
     def _library_facts(self, watched: dict[str, float | None]) -> list[ItemFacts]:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sokoul_appliance.host import Host
 from sokoul_appliance.storage.mounts import fsync_dir
@@ -46,6 +47,7 @@ from sokoul_appliance.storage.roles import COLD, MEDIA, MOUNT_POINTS
 from sokoul_appliance.store.database import Store
 
 log = logging.getLogger("sokoul.storage.migration")
+_T = TypeVar("_T")
 
 TO_COLD = "to_cold"
 TO_MEDIA = "to_media"
@@ -177,11 +179,30 @@ class _Copier:
         return h.hexdigest()
 
     def copy_tree(self, src: Path, container: Path) -> dict[str, str]:
-        """Copy src (file or folder) to container/<src.name>; return {relative file: sha256}.
+        """Copy src (file or folder) to container/<src.name>, durable and verified; return
+        {relative file: sha256}."""
+        with ThreadPoolExecutor(1, "migrate-verify") as verifier:
+            manifest, checks = self.start_copy(src, container, verifier)
+            try:
+                for check in checks:
+                    check.result()
+            except BaseException:
+                self.stop.set()
+                raise
+        if not self.options.verify_from_disk:
+            durable(container)
+        return manifest
 
-        Copies are verified in batches (about 64 MiB) by a second thread while the next files
-        are copied: one syncfs makes the batch durable, then each file is dropped from the page
-        cache, re-read from the disk and its sha256 compared with the source's."""
+    def start_copy(
+        self, src: Path, container: Path, verifier: ThreadPoolExecutor
+    ) -> tuple[dict[str, str], list[Future[None]]]:
+        """Copy src to container/<src.name>; return the manifest and the verifications still
+        running in ``verifier`` (the caller waits for them before the rename).
+
+        Copies are verified in batches (about 64 MiB) in the verifier thread while the next
+        files (or the next item) are copied: one syncfs makes the batch durable, then each file
+        is dropped from the page cache, re-read from the disk and its sha256 compared with the
+        source's. The last batch's syncfs also covers the folders and their times."""
         if container.exists():
             shutil.rmtree(container)  # a half-written copy from an interrupted run
         container.mkdir(parents=True)
@@ -189,46 +210,43 @@ class _Copier:
         manifest: dict[str, str] = {}
         batch: list[tuple[Path, str]] = []
         batch_bytes = 0
-        with ThreadPoolExecutor(1, "migrate-verify") as verifier:
-            checks: list[Future[None]] = []
+        checks: list[Future[None]] = []
 
-            def copy(s: Path, d: Path, rel: str) -> None:
-                nonlocal batch, batch_bytes
-                digest = self.copy_file(s, d)
-                manifest[rel] = digest
-                batch.append((d, digest))
-                batch_bytes += d.stat().st_size
-                if batch_bytes >= VERIFY_BATCH_BYTES:
-                    checks.append(verifier.submit(self.verify_batch, batch, container))
-                    batch, batch_bytes = [], 0
-
-            try:
-                if src.is_file():
-                    copy(src, target, "")
-                else:
-                    for dirpath, dirnames, filenames in os.walk(src):
-                        dirnames.sort()
-                        rel_dir = Path(dirpath).relative_to(src)
-                        out_dir = target / rel_dir
-                        out_dir.mkdir(exist_ok=True)
-                        for name in sorted(filenames):
-                            s = Path(dirpath) / name
-                            if s.is_symlink():
-                                os.symlink(os.readlink(s), out_dir / name)
-                                continue
-                            copy(s, out_dir / name, str(rel_dir / name))
-                    for dirpath, _, _ in os.walk(target, topdown=False):
-                        shutil.copystat(src / Path(dirpath).relative_to(target), dirpath)
-                # the last batch's syncfs also covers the folders and times set above
+        def copy(s: Path, d: Path, rel: str) -> None:
+            nonlocal batch, batch_bytes
+            digest = self.copy_file(s, d)
+            manifest[rel] = digest
+            batch.append((d, digest))
+            batch_bytes += d.stat().st_size
+            if batch_bytes >= VERIFY_BATCH_BYTES:
                 checks.append(verifier.submit(self.verify_batch, batch, container))
-                for check in checks:
+                batch, batch_bytes = [], 0
+
+        try:
+            if src.is_file():
+                copy(src, target, "")
+            else:
+                for dirpath, dirnames, filenames in os.walk(src):
+                    dirnames.sort()
+                    rel_dir = Path(dirpath).relative_to(src)
+                    out_dir = target / rel_dir
+                    out_dir.mkdir(exist_ok=True)
+                    for name in sorted(filenames):
+                        s = Path(dirpath) / name
+                        if s.is_symlink():
+                            os.symlink(os.readlink(s), out_dir / name)
+                            continue
+                        copy(s, out_dir / name, str(rel_dir / name))
+                for dirpath, _, _ in os.walk(target, topdown=False):
+                    shutil.copystat(src / Path(dirpath).relative_to(target), dirpath)
+        except BaseException:
+            self.stop.set()  # verifications of this item end early
+            for check in checks:
+                with contextlib.suppress(BaseException):
                     check.result()
-            except BaseException:
-                self.stop.set()  # a running verification ends early
-                raise
-        if not self.options.verify_from_disk:
-            durable(container)
-        return manifest
+            raise
+        checks.append(verifier.submit(self.verify_batch, batch, container))
+        return manifest, checks
 
     def verify_batch(self, files: list[tuple[Path, str]], container: Path) -> None:
         if self.options.verify_from_disk:
@@ -342,7 +360,7 @@ class Migrator:
         container = final.parent / f"{CONTAINER_PREFIX}{row_id}"
         return src, final, container
 
-    async def _run_blocking(self, fn: Callable[[threading.Event], object]) -> object:
+    async def _run_blocking(self, fn: Callable[[threading.Event], _T]) -> _T:
         """Run fn in a thread; on cancellation, ask it to stop and wait for it to finish (a copy
         is never left running behind our back), then re-raise."""
         stop = threading.Event()
@@ -358,29 +376,157 @@ class Migrator:
     async def move(self, item: str, direction: str) -> MigrationResult:
         """Move one item (relative to the tier root) in ``direction``; raise MigrationError
         (source untouched) when it cannot."""
+        results, errors = await self.move_many([item], direction)
+        if errors:
+            raise errors[0]
+        return results[0]
+
+    async def move_many(
+        self, items: list[str], direction: str
+    ) -> tuple[list[MigrationResult], list[MigrationError]]:
+        """Move items one after the other, copying the next while the previous one is still
+        being verified, renamed and deleted. An item that cannot move keeps its source and is
+        reported in the second list; the others carry on."""
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}")
-        check_item(item)
+        for item in items:
+            check_item(item)
+        results: list[MigrationResult] = []
+        errors: list[MigrationError] = []
         async with self._lock:
-            src_role, dst_role = DIRECTIONS[direction]
-            src0 = self._host.path(f"{MOUNT_POINTS[src_role]}/{item}")
-            dst0 = self._host.path(f"{MOUNT_POINTS[dst_role]}/{item}")
-            try:
-                files = await asyncio.to_thread(tree_files, src0)
-            except FileNotFoundError as e:
-                raise MigrationError(f"{item} is not on the {src_role} drive") from e
-            if await asyncio.to_thread(dst0.exists):
-                raise MigrationError(f"{item} already exists on the {dst_role} drive")
-            size = sum(s for _, s in files)
-            now = time.time()
+            with ThreadPoolExecutor(1, "migrate-verify") as verifier:
+                pending: asyncio.Task[MigrationResult] | None = None
+                stops: list[threading.Event] = []
+                try:
+                    for item in items:
+                        try:
+                            row_id, size = await self._begin(item, direction)
+                            started = await self._start_item(
+                                row_id, item, direction, size, verifier, stops
+                            )
+                        except MigrationError as e:
+                            log.error("%s", e)
+                            errors.append(e)
+                            continue
+                        if pending is not None:
+                            await _collect(pending, results, errors)
+                        pending = asyncio.create_task(self._finish_item(*started))
+                    if pending is not None:
+                        await _collect(pending, results, errors)
+                        pending = None
+                except BaseException:
+                    for stop in stops:
+                        stop.set()
+                    if pending is not None:
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
+                    raise
+        return results, errors
+
+    async def _begin(self, item: str, direction: str) -> tuple[int, int]:
+        src_role, dst_role = DIRECTIONS[direction]
+        src0 = self._host.path(f"{MOUNT_POINTS[src_role]}/{item}")
+        dst0 = self._host.path(f"{MOUNT_POINTS[dst_role]}/{item}")
+        try:
+            files = await asyncio.to_thread(tree_files, src0)
+        except FileNotFoundError as e:
+            raise MigrationError(f"{item} is not on the {src_role} drive") from e
+        if await asyncio.to_thread(dst0.exists):
+            raise MigrationError(f"{item} already exists on the {dst_role} drive")
+        size = sum(s for _, s in files)
+        async with self._store.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO storage_migrations(item, direction, state, size_bytes, "
+                "started_at) VALUES (?, ?, 'copying', ?, ?)",
+                (item, direction, size, time.time()),
+            )
+            return int(cur.lastrowid or 0), size
+
+    async def _start_item(
+        self,
+        row_id: int,
+        item: str,
+        direction: str,
+        size: int,
+        verifier: ThreadPoolExecutor,
+        stops: list[threading.Event],
+    ) -> tuple[int, str, str, int, dict[str, str], list[Future[None]]]:
+        """Copy phase of one item (its verification keeps running in ``verifier``)."""
+        src, _final, container = self._paths(item, direction, row_id)
+        progress = self.current = Progress(row_id, item, direction, size)
+
+        def advance(n: int) -> None:
+            progress.copied_bytes += n
+
+        def work(stop: threading.Event) -> tuple[dict[str, str], list[Future[None]]]:
+            stops.append(stop)
+            return _Copier(self.options, stop, advance).start_copy(src, container, verifier)
+
+        try:
+            out = await self._run_blocking(work)
+        except (MigrationError, OSError) as e:
+            msg = _failure_text(item, e)
+            await self._fail(row_id, container, msg)
+            raise MigrationError(msg) from e
+        finally:
+            self.current = None
+        manifest, checks = out
+        return row_id, item, direction, size, manifest, checks
+
+    async def _finish_item(
+        self,
+        row_id: int,
+        item: str,
+        direction: str,
+        size: int,
+        manifest: dict[str, str],
+        checks: list[Future[None]],
+    ) -> MigrationResult:
+        """Wait for the verification, rename into place, journal, delete the source."""
+        src, final, container = self._paths(item, direction, row_id)
+        verify_from_disk = self.options.verify_from_disk
+
+        def place(_stop: threading.Event) -> None:
+            if not verify_from_disk:
+                durable(container)
+            _Copier.place(container, final)
+
+        try:
+            for check in checks:
+                await asyncio.wrap_future(check)
+            await self._run_blocking(place)
             async with self._store.transaction() as db:
-                cur = await db.execute(
-                    "INSERT INTO storage_migrations(item, direction, state, size_bytes, "
-                    "started_at) VALUES (?, ?, 'copying', ?, ?)",
-                    (item, direction, size, now),
+                await db.execute(
+                    "UPDATE storage_migrations SET state='placed', manifest=?, copied_bytes=? "
+                    "WHERE id=?",
+                    (json.dumps(manifest), size, row_id),
                 )
-                row_id = int(cur.lastrowid or 0)
-            return await self._carry_on(row_id, item, direction, size, "copying")
+            await self._settle(row_id, item, direction, src)
+        except (MigrationError, OSError) as e:
+            msg = _failure_text(item, e)
+            await self._fail(row_id, container, msg)
+            raise MigrationError(msg) from e
+        return self._report(MigrationResult(row_id, item, direction, size, len(manifest)))
+
+    async def _settle(self, row_id: int, item: str, direction: str, src: Path) -> None:
+        """The copy is in place and journaled: delete the source, mark the move done."""
+        await self._run_blocking(lambda _stop: _Copier.delete(src))
+        async with self._store.transaction() as db:
+            await db.execute(
+                "UPDATE storage_migrations SET state='done', finished_at=? WHERE id=?",
+                (time.time(), row_id),
+            )
+            await db.execute(
+                "INSERT INTO storage_items(item, tier) VALUES (?, ?) "
+                "ON CONFLICT(item) DO UPDATE SET tier=excluded.tier",
+                (item, DIRECTIONS[direction][1]),
+            )
+
+    def _report(self, result: MigrationResult) -> MigrationResult:
+        if self._on_moved is not None:
+            self._on_moved(result)
+        return result
 
     async def resume(self) -> list[MigrationResult]:
         """Finish every migration the journal shows under way (after a crash or stop)."""
@@ -431,30 +577,14 @@ class Migrator:
                     )
                     or "{}"
                 )
-            await self._run_blocking(lambda _stop: _Copier.delete(src))
-            async with self._store.transaction() as db:
-                await db.execute(
-                    "UPDATE storage_migrations SET state='done', finished_at=? WHERE id=?",
-                    (time.time(), row_id),
-                )
-                await db.execute(
-                    "INSERT INTO storage_items(item, tier) VALUES (?, ?) "
-                    "ON CONFLICT(item) DO UPDATE SET tier=excluded.tier",
-                    (item, DIRECTIONS[direction][1]),
-                )
-        except MigrationError as e:
-            await self._fail(row_id, container, str(e))
-            raise
-        except OSError as e:
-            msg = f"moving {item} failed: {e.strerror or e} ({e.filename or ''}); kept the original"
+            await self._settle(row_id, item, direction, src)
+        except (MigrationError, OSError) as e:
+            msg = _failure_text(item, e)
             await self._fail(row_id, container, msg)
             raise MigrationError(msg) from e
         finally:
             self.current = None
-        result = MigrationResult(row_id, item, direction, size, len(manifest))
-        if self._on_moved is not None:
-            self._on_moved(result)
-        return result
+        return self._report(MigrationResult(row_id, item, direction, size, len(manifest)))
 
     async def _copy_phase(
         self, src: Path, final: Path, container: Path, advance: Callable[[int], None]
@@ -486,7 +616,6 @@ class Migrator:
             result = await self._run_blocking(work)
         except _Interrupted:
             raise asyncio.CancelledError from None
-        assert isinstance(result, dict)
         return result
 
     async def _fail(self, row_id: int, container: Path, error: str) -> None:
@@ -496,3 +625,23 @@ class Migrator:
                 "UPDATE storage_migrations SET state='failed', error=?, finished_at=? WHERE id=?",
                 (error, time.time(), row_id),
             )
+
+
+def _failure_text(item: str, e: BaseException) -> str:
+    if isinstance(e, MigrationError):
+        return str(e)
+    if isinstance(e, OSError):
+        return f"moving {item} failed: {e.strerror or e} ({e.filename or ''}); kept the original"
+    return f"moving {item} failed: {e}; kept the original"
+
+
+async def _collect(
+    task: asyncio.Task[MigrationResult],
+    results: list[MigrationResult],
+    errors: list[MigrationError],
+) -> None:
+    try:
+        results.append(await task)
+    except MigrationError as e:
+        log.error("%s", e)
+        errors.append(e)

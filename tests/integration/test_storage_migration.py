@@ -169,3 +169,33 @@ async def test_cancelled_move_stops_the_copy_and_resumes(tiers: Host, tmp_path: 
         await store.stop()
     assert hashlib.sha256(tiers.path(f"/srv/cold/{item}").read_bytes()).hexdigest() == want
     assert not src.exists()
+
+
+async def test_move_many_pipelines_and_skips_a_failing_item(tiers: Host, tmp_path: Path) -> None:
+    want: dict[str, dict[str, str]] = {}
+    for i in range(4):
+        item = tiers.path(f"/srv/media/library/Item {i}")
+        item.mkdir(parents=True)
+        (item / "big.bin").write_bytes(os.urandom((3 + i) << 20))
+        (item / "small.txt").write_bytes(os.urandom(100))
+        want[f"library/Item {i}"] = tree_hashes(item)
+    tiers.path("/srv/cold/library/Item 2").mkdir(parents=True)  # blocks item 2
+    store = Store(tmp_path / "s.db")
+    await store.start()
+    try:
+        moved, errors = await Migrator(tiers, store).move_many(list(want), "to_cold")
+        states = await store.fetchall("SELECT item, state FROM storage_migrations ORDER BY id")
+    finally:
+        await store.stop()
+    assert [m.item for m in moved] == ["library/Item 0", "library/Item 1", "library/Item 3"]
+    assert len(errors) == 1 and "Item 2 already exists" in str(errors[0])
+    for m in moved:
+        assert tree_hashes(tiers.path(f"/srv/cold/{m.item}")) == want[m.item]
+        assert not tiers.path(f"/srv/media/{m.item}").exists()
+    assert tree_hashes(tiers.path("/srv/media/library/Item 2")) == want["library/Item 2"]
+    assert [(r["item"], r["state"]) for r in states] == [
+        ("library/Item 0", "done"),
+        ("library/Item 1", "done"),
+        ("library/Item 3", "done"),
+    ]
+    assert not list(tiers.path("/srv/cold/library").glob(".sokoul-migrating-*"))
