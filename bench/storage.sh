@@ -116,6 +116,7 @@ async def main() -> None:
 
 asyncio.run(main())
 PY
+  [ "${PIPESTATUS[0]}" = 0 ] || { echo "moving the set back failed" >&2; exit 1; }
 }
 
 mbps() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }

@@ -121,6 +121,7 @@ class StorageManager:
         self._plan_problem = ""
         self._lock = asyncio.Lock()
         self._plan_lock = asyncio.Lock()
+        self._check_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._actions: deque[dict[str, Any]] = deque(maxlen=20)
         self._drives: list[Drive] = []
@@ -478,6 +479,10 @@ class StorageManager:
             return None
 
     async def _check(self, role: str) -> None:
+        async with self._check_lock:  # the monitor and a mount may check at the same time
+            await self._check_unlocked(role)
+
+    async def _check_unlocked(self, role: str) -> None:
         rs = self._roles.get(role)
         if rs is None or rs.record.state != "ready":
             return

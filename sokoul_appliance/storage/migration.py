@@ -34,11 +34,13 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import aiosqlite
 
 from sokoul_appliance.host import Host
 from sokoul_appliance.storage.mounts import fsync_dir
@@ -350,7 +352,15 @@ class Migrator:
         self.options = options or MigrationOptions()
         self._on_moved = on_moved
         self._lock = asyncio.Lock()
+        self._db_lock = asyncio.Lock()
         self.current: Progress | None = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The store's transaction, one at a time: while one item is being placed the next one
+        is being started, and both write the journal over the same connection."""
+        async with self._db_lock, self._store.transaction() as db:
+            yield db
 
     def _paths(self, item: str, direction: str, row_id: int) -> tuple[Path, Path, Path]:
         rel = check_item(item)
@@ -435,7 +445,7 @@ class Migrator:
         if await asyncio.to_thread(dst0.exists):
             raise MigrationError(f"{item} already exists on the {dst_role} drive")
         size = sum(s for _, s in files)
-        async with self._store.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "INSERT INTO storage_migrations(item, direction, state, size_bytes, "
                 "started_at) VALUES (?, ?, 'copying', ?, ?)",
@@ -496,7 +506,7 @@ class Migrator:
             for check in checks:
                 await asyncio.wrap_future(check)
             await self._run_blocking(place)
-            async with self._store.transaction() as db:
+            async with self._transaction() as db:
                 await db.execute(
                     "UPDATE storage_migrations SET state='placed', manifest=?, copied_bytes=? "
                     "WHERE id=?",
@@ -512,7 +522,7 @@ class Migrator:
     async def _settle(self, row_id: int, item: str, direction: str, src: Path) -> None:
         """The copy is in place and journaled: delete the source, mark the move done."""
         await self._run_blocking(lambda _stop: _Copier.delete(src))
-        async with self._store.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "UPDATE storage_migrations SET state='done', finished_at=? WHERE id=?",
                 (time.time(), row_id),
@@ -564,7 +574,7 @@ class Migrator:
         try:
             if state == "copying":
                 manifest = await self._copy_phase(src, final, container, advance)
-                async with self._store.transaction() as db:
+                async with self._transaction() as db:
                     await db.execute(
                         "UPDATE storage_migrations SET state='placed', manifest=?, "
                         "copied_bytes=? WHERE id=?",
@@ -620,7 +630,7 @@ class Migrator:
 
     async def _fail(self, row_id: int, container: Path, error: str) -> None:
         await asyncio.to_thread(shutil.rmtree, container, True)
-        async with self._store.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "UPDATE storage_migrations SET state='failed', error=?, finished_at=? WHERE id=?",
                 (error, time.time(), row_id),
