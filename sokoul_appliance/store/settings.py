@@ -7,6 +7,7 @@ settings intact. Secrets (API keys, the WireGuard config) are never part of ``pu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time
@@ -96,6 +97,52 @@ def check_text(value: Any) -> str | None:
     return value
 
 
+def check_internet_mode(value: Any) -> str:
+    if value not in ("dhcp", "static"):
+        raise ValueError('"dhcp" (the router gives the address) or "static"')
+    return str(value)
+
+
+def check_ipv4_interface(value: Any) -> str | None:
+    """An IPv4 address with its prefix ("192.168.1.20/24"), or null."""
+    if value is None:
+        return None
+    try:
+        iface = ipaddress.IPv4Interface(value) if isinstance(value, str) else None
+    except ValueError:
+        iface = None
+    if iface is None or "/" not in value or iface.network.prefixlen > 30:
+        raise ValueError("an IPv4 address with its prefix length, e.g. 192.168.1.20/24")
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+        raise ValueError(f"{iface.ip} is the network or broadcast address of {iface.network}")
+    return str(iface)
+
+
+def check_ipv4_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value)) if isinstance(value, str) else _raise()
+    except ValueError:
+        raise ValueError("an IPv4 address, e.g. 192.168.1.1, or null") from None
+
+
+def check_dns_servers(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > 4:
+        raise ValueError('a list of at most 4 IP addresses, e.g. ["1.1.1.1"]')
+    out = []
+    for i, v in enumerate(value, 1):
+        try:
+            out.append(str(ipaddress.ip_address(v)) if isinstance(v, str) else _raise())
+        except ValueError:
+            raise ValueError(f"DNS server {i} ({str(v)[:40]}) is not an IP address") from None
+    return out
+
+
+def _raise() -> Any:
+    raise ValueError
+
+
 @dataclass(frozen=True)
 class Key:
     default: Any
@@ -118,6 +165,13 @@ KEYS: dict[str, Key] = {
     "vpn.wireguard_conf": Key(None, check_text, secret=True),
     # who completed the setup: None (wizard still open), "wizard" or "preseed"
     "setup.completed_by": Key(None, check_text),
+    # network room (sokoul_appliance/network/): the internet port's addressing (the plan above
+    # says which port is which) and whether TVs may reach the internet through NAT
+    "network.internet_mode": Key("dhcp", check_internet_mode),
+    "network.internet_address": Key(None, check_ipv4_interface),
+    "network.internet_gateway": Key(None, check_ipv4_or_none),
+    "network.internet_dns": Key([], check_dns_servers),
+    "network.nat_streaming": Key(False, check_bool),
 }
 
 
