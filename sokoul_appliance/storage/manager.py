@@ -202,7 +202,8 @@ class StorageManager:
             free = f", {_gib(rs.usage[1])} GiB free of {_gib(rs.usage[0])}" if rs.usage else ""
             parts.append(f"{TITLES[role]} {rs.record.name} at {rs.record.where}{free}")
         state = OK if all(rs.state == OK for rs in self._roles.values()) else WAITING
-        return state, "; ".join(parts).capitalize() + "."
+        text = "; ".join(parts)
+        return state, text[:1].upper() + text[1:] + "."
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the Storage page shows (cached: no I/O here)."""

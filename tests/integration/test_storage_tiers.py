@@ -179,7 +179,9 @@ async def test_tiers_end_to_end(board: Board, rig: Rig) -> None:
     assert ("start", "srv-media.mount") in rig.units.calls
     assert os.path.ismount(root / "srv/media")
     assert os.stat(root / "srv/media").st_dev == os.stat(media.node).st_rdev
-    assert rig.manager.status()[0] == "ok"
+    state, detail = rig.manager.status()
+    assert state == "ok" and detail.startswith("Media drive nvme1n1 at /srv/media, ")
+    assert " GiB free of " in detail
 
     # the system drive and a wrong confirmation are refused; the cold drive's bytes unchanged
     with pytest.raises(FormatRefused, match="running system"):
