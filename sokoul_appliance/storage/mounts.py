@@ -30,10 +30,11 @@ class UnitControl(Protocol):
     async def reload(self) -> None:
         """systemctl daemon-reload: pick up unit files written since the last reload."""
 
-    async def start_unit(self, name: str) -> None:
-        """Start the unit and return once the job finished; raise when it failed."""
+    async def start_unit(self, name: str) -> object:
+        """Start the unit and return once the job finished; raise when it failed (the result,
+        e.g. the systemd room's JobResult, is not used)."""
 
-    async def stop_unit(self, name: str) -> None:
+    async def stop_unit(self, name: str) -> object:
         """Stop the unit and return once the job finished; raise when it failed."""
 
 
