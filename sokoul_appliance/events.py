@@ -97,3 +97,9 @@ class ThermalStateChanged:
     zone: str | None  # the hottest zone when it changed
     temp_c: float | None
     actions: tuple[str, ...]  # e.g. ("torrent_limit", "placement")
+
+
+# vpn room (sokoul_appliance/vpn/): the port the VPN gateway forwards to the torrent namespace
+@dataclass(frozen=True)
+class VpnPortForwarded:
+    port: int  # the external port (TCP and UDP) to listen on and announce; 0: no forwarded port
