@@ -25,6 +25,7 @@ from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.notify import SystemdNotifier
 from sokoul_appliance.planned import PlannedSubsystem
+from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.system.identity import SystemIdentity
@@ -101,8 +102,23 @@ class Supervisor:
         self.sessions = Sessions(self.store)
         self.identity = SystemIdentity(self.host)
         self.hardware = Hardware(self.host, self.bus, config.board)
+        self.storage = StorageManager(
+            self.host,
+            self.store,
+            self.settings,
+            self.bus,
+            self.metrics.registry,
+            SystemdClient(),
+            read_only=not self.host.live,
+        )
         self.wizard = Wizard(
-            self.store, self.settings, self.accounts, self.hardware, self.identity, self.bus
+            self.store,
+            self.settings,
+            self.accounts,
+            self.hardware,
+            self.identity,
+            self.bus,
+            self.storage,
         )
         self.health = HealthReporter(self.host, HealthInputs(config.board, config.state))
         self.thermal = ThermalGovernor(
@@ -118,7 +134,6 @@ class Supervisor:
         s = self.settings
         planned = [
             PlannedSubsystem("network", "Network", s, "network.plan"),
-            PlannedSubsystem("storage", "Storage", s, "storage.plan"),
             PlannedSubsystem("vpn", "VPN", s, "vpn.wireguard_conf"),
             PlannedSubsystem("library", "Library", s),
             PlannedSubsystem("downloads", "Downloads", s),
@@ -134,6 +149,7 @@ class Supervisor:
             hardware=self.hardware,
             cores=self.cores,
             thermal=self.thermal,
+            storage=self.storage,
             health=self.health,
             logs=self.logs,
             metrics=self.metrics,
@@ -149,6 +165,7 @@ class Supervisor:
             self.hardware,
             self.cores,
             self.thermal,
+            self.storage,
             self.wizard,
             *planned,
         ]
@@ -214,6 +231,7 @@ class Supervisor:
             ("board discovery", self.hardware.start, self.hardware.stop),
             ("CPU slices", self.cores.start, self.cores.stop),
             ("thermal governor", self.thermal.start, self.thermal.stop),
+            ("storage", self.storage.start, self.storage.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -109,7 +109,10 @@ class StorageManager:
         registry: CollectorRegistry,
         units: UnitControl,
         config: StorageConfig | None = None,
+        read_only: bool = False,
     ) -> None:
+        # against a simulated board: show drives and the saved plan, never format/mount/move
+        self.read_only = read_only
         self._host = host
         self._store = store
         self._settings = settings
@@ -134,7 +137,17 @@ class StorageManager:
         self._checked = asyncio.Event()  # set after each monitor pass (tests wait on it)
 
     # ----- lifecycle -------------------------------------------------------------------------
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise StorageUnavailable(
+                "this supervisor runs against a simulated board (read-only): no drive is "
+                "formatted, mounted or written"
+            )
+
     async def start(self) -> None:
+        if self.read_only:
+            self._drives = await current_drives(self._host)
+            return
         for row in await self._store.fetchall(
             "SELECT role, name, model, serial, uuid, label, state FROM storage_drives"
         ):
@@ -178,6 +191,18 @@ class StorageManager:
         return rs is not None and rs.state == OK
 
     def status(self) -> tuple[str, str]:
+        if self.read_only:
+            plan = self._settings.get("storage.plan") or {}
+            media = plan.get("media_drive")
+            saved = (
+                f"plan saved (system {plan.get('system_drive')}, media {media or 'none'}"
+                f"{', format confirmed' if plan.get('format_media') else ''})"
+                if plan
+                else "no plan saved yet"
+            )
+            return "unavailable", (
+                f"Simulated board (read-only): {saved}; nothing is formatted or mounted."
+            )
         if self._plan_problem:
             return ERROR, self._plan_problem
         errors = [rs.problem for rs in self._roles.values() if rs.state == ERROR]
@@ -307,6 +332,7 @@ class StorageManager:
     async def apply_plan(self) -> None:
         """Make the wizard's storage plan true: format (only when confirmed) or adopt the media
         drive, then mount every recorded tier. Safe to call again."""
+        self._refuse_if_read_only()
         async with self._plan_lock:
             await self._apply_plan()
 
@@ -347,6 +373,7 @@ class StorageManager:
     ) -> DriveRecord:
         """Format ``name`` for ``role`` after checking ``confirm_text`` against discovery now;
         raise FormatRefused (nothing written) otherwise. Then mount it."""
+        self._refuse_if_read_only()
         async with self._lock:
             existing = self._roles.get(role)
             if existing is not None and existing.record.state == "ready":
@@ -383,6 +410,7 @@ class StorageManager:
 
     async def adopt_drive(self, name: str, role: str) -> DriveRecord:
         """Use a drive's existing ext4 filesystem for ``role`` (no formatting)."""
+        self._refuse_if_read_only()
         async with self._lock:
             drives = await current_drives(self._host)
             drive = next((d for d in drives if d.name == name), None)
@@ -405,6 +433,7 @@ class StorageManager:
 
     async def release(self, role: str) -> None:
         """Stop using a role's drive (unmount, remove its unit); its data stays on it."""
+        self._refuse_if_read_only()
         async with self._lock:
             rs = self._roles.pop(role, None)
             if rs is None:

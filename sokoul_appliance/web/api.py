@@ -13,6 +13,8 @@ from aiohttp import web
 from sokoul_appliance import __version__
 from sokoul_appliance.auth.accounts import check_new_password
 from sokoul_appliance.auth.sessions import Session
+from sokoul_appliance.storage import StorageUnavailable
+from sokoul_appliance.storage.formatting import FormatRefused
 from sokoul_appliance.store.settings import SettingsError, flatten_patch, public_field
 from sokoul_appliance.web.context import WebContext
 from sokoul_appliance.web.errors import ApiError, read_json
@@ -244,10 +246,12 @@ class Api:
     async def storage(self, request: web.Request) -> web.Response:
         self.require_login(request)
         plan = self.ctx.settings.get("storage.plan")
+        manager = self.ctx.storage.snapshot()
+        in_use = {d["name"]: d["role"] for d in manager["drives"]}
         drives = []
         for d in self.ctx.hardware.drives():
-            role = None
-            if plan:
+            role = in_use.get(d["name"])
+            if role is None and plan:
                 role = {plan["system_drive"]: "system", plan.get("media_drive"): "media"}.get(
                     d["name"]
                 )
@@ -258,9 +262,46 @@ class Api:
                 "drives": drives,
                 "plan": plan,
                 "filesystems": [{"mount": "/", "size_bytes": size, "free_bytes": free}],
-                **self._subsystem("storage"),
+                "manager": manager,
+                "state": manager["state"],
+                "detail": manager["detail"],
             }
         )
+
+    async def storage_format(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, 'send {"drive", "role", "confirm"}')
+        drive, role, confirm = body.get("drive"), body.get("role"), body.get("confirm")
+        fields = {}
+        if not isinstance(drive, str):
+            fields["drive"] = "the drive's name, e.g. nvme1n1"
+        if role not in ("media", "cold"):
+            fields["role"] = "media or cold"
+        if not isinstance(confirm, str):
+            fields["confirm"] = "type the drive's model and serial"
+        if fields:
+            raise ApiError(400, "please correct the highlighted fields", fields)
+        assert isinstance(drive, str) and isinstance(role, str) and isinstance(confirm, str)
+        try:
+            await self.ctx.storage.format_drive(drive, role, confirm)
+        except (FormatRefused, StorageUnavailable) as e:
+            raise ApiError(409, str(e), {"confirm": str(e)}) from None
+        log.info("%s formatted as the %s drive", drive, role)
+        return web.json_response(self.ctx.storage.snapshot())
+
+    async def storage_release(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        body = await read_json(request)
+        role = body.get("role") if isinstance(body, dict) else None
+        if role not in ("media", "cold"):
+            raise ApiError(400, "role must be media or cold", {"role": "media or cold"})
+        try:
+            await self.ctx.storage.release(role)
+        except StorageUnavailable as e:
+            raise ApiError(409, str(e)) from None
+        return web.json_response(self.ctx.storage.snapshot())
 
     async def library(self, request: web.Request) -> web.Response:
         self.require_login(request)

@@ -15,6 +15,7 @@ from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthReporter
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
+from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.thermal import ThermalGovernor
 from sokoul_appliance.wizard.flow import Wizard
@@ -37,6 +38,7 @@ class WebContext:
     hardware: Hardware
     cores: CoreGovernor
     thermal: ThermalGovernor
+    storage: StorageManager
     health: HealthReporter
     logs: RecentLogs
     metrics: SupervisorMetrics

@@ -44,6 +44,13 @@ class HardwareView(Protocol):
     def drives(self) -> list[dict[str, Any]]: ...
 
 
+class StorageApplier(Protocol):
+    read_only: bool
+
+    async def apply_plan(self) -> None: ...
+    def status(self) -> tuple[str, str]: ...
+
+
 class WizardError(Exception):
     """status 400 (fields), 409 (order), 410 (closed), 404 (no such step)."""
 
@@ -86,7 +93,9 @@ class Wizard:
         hardware: HardwareView,
         identity: SystemIdentity,
         bus: EventBus,
+        storage: StorageApplier | None = None,
     ) -> None:
+        self._storage = storage
         self._store = store
         self._settings = settings
         self._accounts = accounts
@@ -385,19 +394,7 @@ class Wizard:
         )
         storage = a["storage"]
         await self._settings.update({"storage.plan": storage})
-        media = storage["media_drive"]
-        detail = f"Saved: system on {storage['system_drive']}"
-        detail += f", media on {media}" if media else ", no media drive"
-        if storage["format_media"]:
-            detail += f" (format confirmed for {media})"
-        results.append(
-            ApplyResult(
-                "Drives",
-                "stored",
-                detail + ". The storage manager that formats and mounts drives is not part "
-                "of this build yet; no drive was formatted.",
-            )
-        )
+        results.append(await self._apply_storage(storage))
         if self._settings.get("vpn.wireguard_conf"):
             results.append(
                 ApplyResult(
@@ -424,6 +421,33 @@ class Wizard:
         self._bus.publish(SetupCompleted("wizard"))
         log.info("setup wizard applied: %s", ", ".join(f"{r.item}={r.status}" for r in results))
         return results
+
+    async def _apply_storage(self, storage: dict[str, Any]) -> ApplyResult:
+        media = storage["media_drive"]
+        saved = f"system on {storage['system_drive']}"
+        saved += f", media on {media}" if media else ", no media drive"
+        if storage["format_media"]:
+            saved += f" (format confirmed for {media})"
+        if self._storage is None:
+            return ApplyResult(
+                "Drives",
+                "stored",
+                f"Saved: {saved}. The storage manager is not running; no drive was formatted.",
+            )
+        if self._storage.read_only:
+            return ApplyResult(
+                "Drives",
+                "stored",
+                f"Saved: {saved}. Simulated board (read-only): no drive was formatted or mounted.",
+            )
+        try:
+            await self._storage.apply_plan()
+        except Exception as e:  # the storage room's message is written for a person
+            log.error("applying the storage plan failed: %s", e)
+            return ApplyResult("Drives", "failed", f"{saved}: {e}")
+        state, detail = self._storage.status()
+        status = "applied" if state in ("ok", "not_configured") else "failed"
+        return ApplyResult("Drives", status, detail)
 
     async def complete_from_preseed(self, admin_hash: str, hostname: str | None) -> None:
         await self._accounts.set_hash("admin", admin_hash, source="preseed")

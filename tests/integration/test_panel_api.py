@@ -180,10 +180,11 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
     assert by_item["Admin account"]["status"] == "applied"
     # the simulated board is read-only; the managers of later issues only store the choice
     assert by_item["Hostname and timezone"]["status"] == "stored"
-    for item in ("Network ports", "Drives", "WireGuard VPN", "Content sources"):
+    for item in ("Network ports", "WireGuard VPN", "Content sources"):
         assert by_item[item]["status"] == "stored", by_item[item]
         assert "not part of this build" in by_item[item]["detail"]
-    assert "no drive was formatted" in by_item["Drives"]["detail"]
+    assert by_item["Drives"]["status"] == "stored"
+    assert "Simulated board (read-only): no drive was formatted" in by_item["Drives"]["detail"]
 
     # closed for good
     status, body = await c.step("summary", {})
@@ -202,6 +203,14 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
         system["name"]: "system",
         media["name"]: "media",
     }
+    assert storage["state"] == "unavailable" and "read-only" in storage["detail"]
+    # formatting through the panel is refused on a simulated board, nothing written
+    status, body = await c.call(
+        "POST",
+        "/api/storage/format",
+        {"drive": media["name"], "role": "cold", "confirm": media["confirm_text"]},
+    )
+    assert status == 409 and "simulated board" in body["error"]["message"]
     status, settings = await c.call("GET", "/api/settings")
     assert settings["hostname"] == "sokoul-den" and settings["timezone"] == "Europe/Paris"
     assert settings["content"]["tmdb_api_key"] == {"set": True}
@@ -397,7 +406,7 @@ async def test_security_headers_and_openapi(client: Client, supervisor: Supervis
     text = (REPO / "docs/api.md").read_text()
     in_docs = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/api/[^` ?]+)", text))
     assert documented == in_docs
-    assert len(documented) == 20
+    assert len(documented) == 22
 
 
 async def test_preseeded_setup_skips_the_wizard(tmp_path: Path) -> None:
