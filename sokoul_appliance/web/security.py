@@ -32,6 +32,7 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+
 def current_session(request: web.Request) -> Session | None:
     session: Session | None = request.get("session")
     return session
