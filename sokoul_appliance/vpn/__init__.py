@@ -1,1 +1,1 @@
-"""The `vpn` room: WireGuard configuration (the tunnel manager comes with the network issue)."""
+"""The `vpn` room: WireGuard split tunnel for the torrent engine (see docs/vpn.md)."""

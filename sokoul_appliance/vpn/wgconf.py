@@ -156,11 +156,14 @@ def parse(text: str) -> WireGuardConfig:
                     except ValueError:
                         errors.append(f"line {n}: AllowedIPs {a!r} is not an IP network")
             elif lkey == "endpoint":
-                host, _, port = value.rpartition(":")
-                host = host.strip("[]")
-                ok_host = bool(host) and (_HOST_RE.match(host) or _is_ip(host))
-                if not ok_host or not port.isdigit() or not 0 < int(port) < 65536:
+                split = split_endpoint(value)
+                if split is None:
                     errors.append(f"line {n}: Endpoint must be host:port, got {value!r}")
+                elif ":" in split[0] and not value.startswith("["):
+                    errors.append(
+                        f"line {n}: Endpoint {value!r} has an IPv6 address: write it in "
+                        "brackets, e.g. [2001:db8::1]:51820"
+                    )
                 peer.endpoint = value
             elif lkey == "persistentkeepalive":
                 if value.lower() != "off" and (not value.isdigit() or int(value) > 65535):
@@ -186,6 +189,41 @@ def parse(text: str) -> WireGuardConfig:
     if errors:
         raise WireGuardConfigError(errors)
     return cfg
+
+
+def split_endpoint(value: str) -> tuple[str, int] | None:
+    """'vpn.example.net:51820' -> ('vpn.example.net', 51820); '[2001:db8::1]:51820' ->
+    ('2001:db8::1', 51820); None when it is not host:port."""
+    host, _, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif "[" in host or "]" in host:
+        return None
+    ok_host = bool(host) and (_HOST_RE.match(host) or _is_ip(host))
+    if not ok_host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def setconf_text(cfg: WireGuardConfig, default_keepalive: int | None = 25) -> str:
+    """The config as ``wg setconf`` reads it: the wg-quick-only fields (Address, DNS, MTU, Table,
+    FwMark) stripped, as ``wg-quick strip`` does. A peer without PersistentKeepalive gets
+    ``default_keepalive`` seconds, so a handshake stays fresh on an idle tunnel (health tells a
+    live tunnel from a dead one by its age) and the internet side's NAT keeps the mapping."""
+    lines = ["[Interface]", f"PrivateKey = {cfg.private_key}"]
+    if cfg.listen_port is not None:
+        lines.append(f"ListenPort = {cfg.listen_port}")
+    for p in cfg.peers:
+        lines += ["", "[Peer]", f"PublicKey = {p.public_key}"]
+        if p.preshared_key:
+            lines.append(f"PresharedKey = {p.preshared_key}")
+        lines.append(f"AllowedIPs = {', '.join(p.allowed_ips)}")
+        if p.endpoint:
+            lines.append(f"Endpoint = {p.endpoint}")
+        keepalive = p.persistent_keepalive if p.persistent_keepalive else default_keepalive
+        if keepalive:
+            lines.append(f"PersistentKeepalive = {keepalive}")
+    return "\n".join(lines) + "\n"
 
 
 def _is_ip(value: str) -> bool:
