@@ -560,6 +560,16 @@ def check_every_page(
     expect(tid(page, "fs-row")).to_have_count(len(st["filesystems"]))
     assert st["filesystems"], "the supervisor reports at least the root file system"
     expect(tid(page, "fs-row").first.locator("meter")).to_be_visible()
+    # the storage manager's view: the system tier, and setting up a drive is refused on a
+    # simulated board with the reason shown next to the form
+    expect(page.locator("[data-testid=tier-row][data-role=system]")).to_have_count(1)
+    spare = next(d for d in drives if not d["holds_system"])
+    tid(page, "format-drive").select_option(spare["name"])
+    tid(page, "format-role").select_option("cold")
+    tid(page, "format-confirm").fill(spare["confirm_text"])
+    with console.expecting(r"status of 409"):
+        tid(page, "format-submit").click()
+        expect(tid(page, "format-form")).to_contain_text("simulated board")
     shot(page, "panel-storage")
 
     # System: the fixture's CPU clusters (the CIX P1 in ACPI mode has five frequency domains

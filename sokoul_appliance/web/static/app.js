@@ -1429,6 +1429,7 @@ const PAGE_RENDERERS = {
               h("div", { class: "kv" }, h("dt", null, "Format media drive"), h("dd", null, plan.format_media ? "Yes" : "No")),
             )
           : h("p", { class: "muted", dataset: tid("storage-plan") }, "No storage plan is saved."),
+        storageManagerBlocks(d.manager || {}, drives),
       ];
     });
   },
@@ -1609,6 +1610,82 @@ function systemBlocks(s) {
       "fans-table",
     ),
   ];
+}
+
+/** The storage manager: tiers in use, migrations, last actions, and setting up a drive. */
+function storageManagerBlocks(m, drives) {
+  const inUse = m.drives || [];
+  const tiers = table(
+    "Tiers in use",
+    ["Role", "Drive", "Mounted at", "State", "Used", "Free", "Wear", "Temperature"],
+    inUse.length
+      ? inUse.map((x) =>
+          h(
+            "tr",
+            { dataset: { testid: "tier-row", role: x.role || "" } },
+            h("th", { scope: "row" }, humanKey(x.role || "—")),
+            h("td", null, `${x.name || "—"} (${x.model || "unknown model"})`),
+            h("td", { class: "mono" }, x.mount || "—"),
+            h("td", null, x.problem ? `${humanKey(x.state || "")}: ${x.problem}` : humanKey(x.state || "—")),
+            h("td", null, x.used_bytes === null || x.used_bytes === undefined ? "—" : fmtBytes(x.used_bytes)),
+            h("td", null, x.free_bytes === null || x.free_bytes === undefined ? "—" : fmtBytes(x.free_bytes)),
+            h("td", null, x.wear_ratio === null || x.wear_ratio === undefined ? "—" : `${(x.wear_ratio * 100).toFixed(0)} %`),
+            h("td", null, x.temperature_c === null || x.temperature_c === undefined ? "—" : `${Number(x.temperature_c).toFixed(0)} °C`),
+          ),
+        )
+      : [emptyRow(8, "No drive is in use yet.")],
+    "tiers-table",
+  );
+  const migrations = (m.migrations || []).map((x) =>
+    h("li", { dataset: tid("migration") }, `${x.item}: ${x.direction}, ${fmtBytes(x.copied_bytes || 0)} of ${fmtBytes(x.size_bytes || 0)}`),
+  );
+  const actions = (m.last_actions || []).slice(0, 10).map((a) =>
+    h("li", { dataset: tid("storage-action") }, `${a.ts ? new Date(a.ts * 1000).toLocaleString() : ""} ${a.action}: ${a.detail}`),
+  );
+  // set up a drive: pick a drive without a role, a role, and type its model + serial
+  const free = drives.filter((x) => !x.holds_system && !inUse.some((u) => u.name === x.name));
+  const pick = h(
+    "select",
+    { name: "drive", dataset: tid("format-drive") },
+    free.map((x) => h("option", { value: x.name }, `${x.name} — ${x.model || "?"} ${x.serial || ""}`)),
+  );
+  const role = h("select", { name: "role", dataset: tid("format-role") }, h("option", { value: "media" }, "Media drive"), h("option", { value: "cold" }, "Cold storage (e.g. a USB disk)"));
+  const confirm = textInput("confirm", "", { autocomplete: "off", spellcheck: "false", dataset: { field: "confirm", testid: "format-confirm" } });
+  const submit = h("button", { type: "submit", class: "danger", dataset: tid("format-submit") }, "Erase and set up");
+  const form = h(
+    "form",
+    { class: "card wide", novalidate: true, dataset: tid("format-form") },
+    h("h2", null, "Set up a drive"),
+    h("p", { class: "hint" }, "Everything on the chosen drive is erased. To confirm, type its model and serial exactly as shown in the Drives table, separated by a space."),
+    field("Drive", pick),
+    field("Role", role),
+    field("Model and serial", confirm),
+    h("div", { class: "actions" }, submit),
+  );
+  const errors = formErrors(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.clear();
+    busy(submit, true);
+    try {
+      await api("POST", "/api/storage/format", { drive: pick.value, role: role.value, confirm: confirm.value.trim() });
+      render();
+    } catch (err) {
+      errors.show(err);
+    } finally {
+      busy(submit, false);
+    }
+  });
+  return h(
+    "div",
+    { class: "storage-manager" },
+    tiers,
+    h("h2", { class: "section-title" }, "Migrations"),
+    migrations.length ? h("ul", null, migrations) : h("p", { class: "muted", dataset: tid("migrations-none") }, "No migration running."),
+    h("h2", { class: "section-title" }, "Last actions"),
+    actions.length ? h("ul", null, actions) : h("p", { class: "muted" }, "No action yet."),
+    free.length ? form : h("p", { class: "muted", dataset: tid("format-none") }, "Every drive is in use."),
+  );
 }
 
 /** The thermal governor: its state, the hottest zone, thresholds and its last actions. */
