@@ -61,7 +61,7 @@ STATE_WORDS = {
     "ok": "OK",
     "degraded": "Degraded",
     "not_configured": "Not configured",
-    "unavailable": "Unavailable in this build",
+    "unavailable": "Unavailable",
     "error": "Error",
 }
 

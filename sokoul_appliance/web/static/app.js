@@ -29,7 +29,7 @@ const STATE_WORDS = {
   ok: "OK",
   degraded: "Degraded",
   not_configured: "Not configured",
-  unavailable: "Unavailable in this build",
+  unavailable: "Unavailable",
   error: "Error",
 };
 
