@@ -27,10 +27,12 @@ Commands:
   image [--board NAME] [--out DIR] [--kernel-deb PATH] [--fresh] [--keep-work]
         Build a flashable image (default command; default board orangepi-6-plus, out/).
         Outputs: sokoul-<board>-<version>.img.zst, .sha256, .bmap, .manifest.json
-  boot [IMAGE] [--check] [--timeout S] [--disk-gib N]
+  boot [IMAGE] [--check] [--timeout S] [--disk-gib N] [--preseed F] [--bare]
+       [--keep-running] [--ssh-key KEY.pub]
         Boot an image (default: newest qemu-arm64 image in out/) in qemu-system-aarch64
         with AAVMF UEFI, 2 virtio NICs, 2 NVMe drives. --check: headless, waits for
-        /api/health with first boot done, prints seconds to healthy, powers off.
+        /api/health with first boot done, prints seconds to healthy, powers off
+        (--keep-running: leaves the VM up for ssh; --ssh-key: root login without a preseed).
   test [--fast]
         Lint, type-check and run the tests: unit, integration, then image (build + QEMU
         boot). --fast skips the image tier.

@@ -158,6 +158,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
     settings = profile.qemu or QemuSettings()
     if args.preseed is not None and not args.preseed.is_file():
         raise ProfileError(f"--preseed {args.preseed}: no such file")
+    if args.ssh_key is not None and not args.ssh_key.is_file():
+        raise ProfileError(f"--ssh-key {args.ssh_key}: no such file")
+    if args.keep_running and not args.check:
+        raise ProfileError("--keep-running goes with --check (without it the VM runs anyway)")
     return boot(
         image,
         settings,
@@ -166,6 +170,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
         disk_gib=args.disk_gib,
         bare=args.bare,
         preseed=args.preseed,
+        ssh_key=args.ssh_key,
+        keep_running=args.keep_running,
     )
 
 
@@ -225,6 +231,17 @@ def parser() -> argparse.ArgumentParser:
         help="the image is a --bare build: with --check, wait for SSH, not the panel",
     )
     bt.add_argument("--disk-gib", type=int, default=6, help="system drive size in GiB")
+    bt.add_argument(
+        "--ssh-key",
+        type=Path,
+        help="public key file root may log in with (written into the throw-away copy's root "
+        "filesystem; for looking inside a boot without a preseed)",
+    )
+    bt.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="with --check: leave the VM running after the check (Ctrl-C/SIGTERM powers it off)",
+    )
     return p
 
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import tomllib
 import urllib.error
@@ -97,6 +98,47 @@ def prepare_disks(
     return VmFiles(system, media, vars_fd, work / "serial.log", work / "qmp.sock")
 
 
+def partition_offset(disk: Path, name: str) -> int:
+    """Byte offset of the GPT partition labelled ``name`` in a disk image (sfdisk, no loop)."""
+    table = json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
+        ).stdout
+    )["partitiontable"]
+    sector = int(table.get("sectorsize", 512))
+    for part in table["partitions"]:
+        if part.get("name") == name:
+            return int(part["start"]) * sector
+    raise BootCheckFailed(f"{disk}: no partition named {name}")
+
+
+def install_root_ssh_key(disk: Path, public_key: Path) -> None:
+    """Debugging aid: let ``public_key`` log in as root on the throw-away copy without a preseed
+    (written into the root filesystem with debugfs: no loop device, no mount)."""
+    offset = partition_offset(disk, "sokoul-root")
+    script = (
+        "mkdir /root/.ssh\n"
+        f"write {public_key} /root/.ssh/authorized_keys\n"
+        "sif /root/.ssh mode 040700\n"
+        "sif /root/.ssh/authorized_keys mode 0100600\n"
+    )
+    subprocess.run(
+        ["debugfs", "-w", "-f", "-", f"{disk}?offset={offset}"],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    listing = subprocess.run(
+        ["debugfs", "-R", "stat /root/.ssh/authorized_keys", f"{disk}?offset={offset}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Mode:  0600" not in listing:
+        raise BootCheckFailed(f"could not install {public_key} into the root filesystem")
+
+
 def qemu_argv(
     files: VmFiles, settings: QemuSettings, http_port: int, ssh_port: int, interactive: bool
 ) -> list[str]:
@@ -175,14 +217,59 @@ def fetch_health(port: int) -> dict[str, Any] | None:
         return None
 
 
-def ssh_banner(port: int) -> bool:
-    """True when an SSH server answers its banner through the forwarded port."""
+def ssh_probe(port: int, wait: float) -> str:
+    """One look at the SSH port through the forward: "banner" (an SSH server answered), "closed"
+    (QEMU's forward accepted, then closed: nothing listens in the guest yet) or "silent" (no
+    answer within ``wait`` seconds)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-            s.settimeout(3)
-            return s.recv(64).startswith(b"SSH-")
+            s.settimeout(wait)
+            data = s.recv(64)
+    except TimeoutError:
+        return "silent"
     except OSError:
-        return False
+        return "closed"
+    if data.startswith(b"SSH-"):
+        return "banner"
+    return "closed" if not data else "silent"
+
+
+class SshWatch:
+    """Measures power-on to SSH banner in a thread, beside the health polling.
+
+    Under TCG sshd needs seconds to start a session process before it sends its banner. A probe
+    that hangs up after 3 s and reconnects makes the guest start one session after another, each
+    running to its end: a storm that slowed the very boot being measured (20 sessions in 25 s were
+    seen). So once a probe stays silent (sshd is most likely there and busy) the next ones wait up
+    to ``patient`` seconds on their one connection."""
+
+    def __init__(self, port: int, started: float, patient: float = 30) -> None:
+        self.port = port
+        self.started = started
+        self.patient = patient
+        self.answered_after: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ssh-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        wait = 3.0
+        while not self._stop.is_set():
+            result = ssh_probe(self.port, wait)
+            if result == "banner":
+                self.answered_after = time.monotonic() - self.started
+                return
+            if result == "silent":
+                wait = self.patient
+            else:
+                self._stop.wait(1)
+
+    def wait(self, seconds: float) -> float | None:
+        self._thread.join(seconds)
+        return self.answered_after
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 @dataclass(frozen=True)
@@ -228,11 +315,19 @@ def boot(
     disk_gib: int,
     bare: bool = False,
     preseed: Path | None = None,
+    ssh_key: Path | None = None,
+    keep_running: bool = False,
 ) -> int:
-    """Boot ``image`` in a throw-away copy (the image itself is never modified)."""
+    """Boot ``image`` in a throw-away copy (the image itself is never modified).
+
+    ``ssh_key``: a public key root may log in with (put into the copy's root filesystem, for
+    looking inside a boot without a preseed); ``keep_running``: with ``check``, leave the VM up
+    after the check (SIGINT/SIGTERM to this process powers it off)."""
     work = Path(tempfile.mkdtemp(prefix="sokoul-boot-"))
     try:
-        return _boot_in(work, image, settings, check, timeout, disk_gib, bare, preseed)
+        return _boot_in(
+            work, image, settings, check, timeout, disk_gib, bare, preseed, ssh_key, keep_running
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -246,10 +341,15 @@ def _boot_in(
     disk_gib: int,
     bare: bool,
     preseed: Path | None,
+    ssh_key: Path | None,
+    keep_running: bool,
 ) -> int:
     http_port, ssh_port = free_port(), free_port()
     print(f"boot: preparing disks in {work} ({disk_gib} GiB system, 4 GiB media)", flush=True)
     files = prepare_disks(image, work, disk_gib, 4, preseed)
+    if ssh_key is not None:
+        install_root_ssh_key(files.system_disk, ssh_key)
+        print(f"boot: {ssh_key} may log in as root (written into the copy's root)", flush=True)
     expect = Expectations(hostname=expected_hostname(), preseeded=False)
     if preseed is not None:
         data = tomllib.loads(preseed.read_text())
@@ -266,9 +366,31 @@ def _boot_in(
     with (work / "qemu.stderr").open("w+") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, text=True)
         try:
-            return _check(
-                proc, files, http_port, ssh_port, disk_bytes, started, timeout, bare, expect
+            code = _check(
+                proc,
+                files,
+                http_port,
+                ssh_port,
+                disk_bytes,
+                started,
+                timeout,
+                bare,
+                expect,
+                power_off=not keep_running,
             )
+            if keep_running and code == 0 and proc.poll() is None:
+                print(
+                    f"boot: VM kept running: ssh -p {ssh_port} root@127.0.0.1; "
+                    f"power off: kill {os.getpid()}",
+                    flush=True,
+                )
+                # also when started in the background, where SIGINT arrives ignored
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                try:
+                    proc.wait()
+                except (KeyboardInterrupt, SystemExit):
+                    code = _power_off(proc, files, "")
+            return code
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -297,6 +419,28 @@ def _check(
     timeout: float,
     bare: bool,
     expect: Expectations,
+    power_off: bool = True,
+) -> int:
+    ssh = SshWatch(ssh_port, started)
+    try:
+        return _watch(
+            proc, files, http_port, ssh, disk_bytes, started, timeout, bare, expect, power_off
+        )
+    finally:
+        ssh.stop()
+
+
+def _watch(
+    proc: subprocess.Popen[str],
+    files: VmFiles,
+    http_port: int,
+    ssh: SshWatch,
+    disk_bytes: int,
+    started: float,
+    timeout: float,
+    bare: bool,
+    expect: Expectations,
+    power_off: bool,
 ) -> int:
     last_report = 0.0
     missing: list[str] = ["no SSH banner yet" if bare else "no answer on /api/health yet"]
@@ -311,8 +455,8 @@ def _check(
                 flush=True,
             )
             return 1
-        if ssh_after is None and ssh_banner(ssh_port):
-            ssh_after = time.monotonic() - started
+        if ssh_after is None and ssh.answered_after is not None:
+            ssh_after = ssh.answered_after
             print(f"boot: SSH answers after {ssh_after:.1f} s", flush=True)
             if bare:
                 missing = []
@@ -337,7 +481,8 @@ def _check(
     if bare:
         # a bare Debian may ignore the ACPI power button: the figure counts, QEMU is stopped
         print(f"BOOT-TO-SSH-SECONDS {ssh_after:.1f}", flush=True)
-        _power_off(proc, files, "")
+        if power_off:
+            _power_off(proc, files, "")
         return 0
     healthy_after = time.monotonic() - started
     assert health is not None
@@ -351,15 +496,13 @@ def _check(
         f"filesystem {health['root_filesystem']['size_bytes'] >> 20} MiB",
         flush=True,
     )
-    deadline = time.monotonic() + 60
-    while ssh_after is None and time.monotonic() < deadline:
-        if ssh_banner(ssh_port):
-            ssh_after = time.monotonic() - started
-        else:
-            time.sleep(1)
+    ssh_after = ssh.wait(60)
     lines = f"BOOT-TO-HEALTHY-SECONDS {healthy_after:.1f}"
     if ssh_after is not None:
         lines += f"\nBOOT-TO-SSH-SECONDS {ssh_after:.1f}"
+    if not power_off:
+        print(lines, flush=True)
+        return 0
     code = _power_off(proc, files, lines)
     if code == 0 and expect.preseeded:
         left = esp_files(files.system_disk)

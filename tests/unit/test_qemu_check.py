@@ -49,3 +49,34 @@ def test_judge_health() -> None:
     pre = Expectations(hostname="den-tv", preseeded=True)
     assert judge_health(healthy("den-tv", "preseeded"), 6 * GIB, pre) == []
     assert any("preseed" in m for m in judge_health(healthy("den-tv"), 6 * GIB, pre))
+
+
+def test_ssh_probe_tells_banner_closed_and_silent() -> None:
+    """The three answers the boot check's SSH watch acts on, from a real local listener."""
+    import socket
+    import threading
+
+    from sokoul_image.qemu import ssh_probe
+
+    def serve(behaviour: str) -> tuple[int, threading.Thread]:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+
+        def one() -> None:
+            conn, _ = srv.accept()
+            if behaviour == "banner":
+                conn.sendall(b"SSH-2.0-OpenSSH_10.0p2 Debian-7\r\n")
+            elif behaviour == "silent":
+                conn.recv(1)  # holds the connection open until the client gives up
+            conn.close()
+            srv.close()
+
+        t = threading.Thread(target=one, daemon=True)
+        t.start()
+        return srv.getsockname()[1], t
+
+    for behaviour in ("banner", "closed", "silent"):
+        port, t = serve(behaviour)
+        assert ssh_probe(port, wait=0.5) == behaviour
+        t.join(5)
