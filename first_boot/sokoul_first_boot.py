@@ -2,16 +2,24 @@
 """SOKOUL first boot: make a freshly flashed image this appliance's own, exactly once.
 
 Steps (each one safe to run again, so a power cut mid-way just re-runs them next boot):
- 1. grow the root partition and its ext4 filesystem to fill the disk (growpart + resize2fs);
+ 1. grow the root partition and its ext4 filesystem to fill the disk (sfdisk + partx +
+    resize2fs);
  2. make sure /etc/machine-id holds this machine's own id, committed to disk;
- 3. generate SSH host keys (the image ships none);
- 4. apply ``sokoul-preseed.toml`` from the ESP when present (hostname, timezone, admin password
-    hash, SSH authorized keys), validated as a whole: a file with any error is not applied, it is
-    renamed ``sokoul-preseed.rejected.toml`` with the errors beside it in
-    ``sokoul-preseed.errors.txt``; an applied file is deleted (it holds secrets);
- 5. set the hostname: the preseed's, else ``sokoul-XXXX`` from the first NIC's MAC (by PCI path);
- 6. write ``/var/lib/sokoul/first-boot.json`` last, atomically: its presence means "done" and the
+ 3. apply ``sokoul-preseed.toml`` from the ESP when present (hostname, timezone, admin password
+    hash, SSH authorized keys). The ESP is the partition labelled ``sokoul-esp`` on the root's own
+    disk, found in /sys and mounted privately for the step: first boot does not wait for udev to
+    announce it (seconds to a minute after the root is up on a slow machine), and a second disk
+    flashed with the same image cannot be taken for it. The preseed is validated as a whole: a
+    file with any error is not applied, it is renamed ``sokoul-preseed.rejected.toml`` with the
+    errors beside it in ``sokoul-preseed.errors.txt``; an applied file is deleted (it holds
+    secrets);
+ 4. set the hostname: the preseed's, else ``sokoul-XXXX`` from the first NIC's MAC (by PCI path);
+ 5. write ``/var/lib/sokoul/first-boot.json`` last, atomically: its presence means "done" and the
     systemd unit's ConditionPathExists stops later runs.
+
+SSH host keys (the image ships none either) are not made here but by Debian's sshd-keygen.service
+before sshd, with a drop-in from overlay/ that runs it whenever a key is missing: off this
+program's path, so the supervisor, which waits for first boot, does not wait for key generation.
 
 Standard library only (it runs before anything else of the appliance). Every file access goes
 under ``--root`` and every command through one runner, so tests run it against a fixture tree.
@@ -20,6 +28,7 @@ under ``--root`` and every command through one runner, so tests run it against a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -27,7 +36,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,8 @@ STATE_DIR = "var/lib/sokoul"
 RECORD = f"{STATE_DIR}/first-boot.json"
 PRESEED_RECORD = f"{STATE_DIR}/preseed.json"
 ESP_MOUNT = "boot/efi"
+ESP_PARTNAME = "sokoul-esp"
+PRIVATE_ESP_MOUNT = "run/sokoul-first-boot/esp"
 PRESEED_NAME = "sokoul-preseed.toml"
 REJECTED_NAME = "sokoul-preseed.rejected.toml"
 ERRORS_NAME = "sokoul-preseed.errors.txt"
@@ -225,14 +236,10 @@ class FirstBoot:
             return int((part_dir / "size").read_text().strip()) * 512
 
         before = size_bytes()
-        proc = self.run(["growpart", f"/dev/{disk}", partno])
-        out = (proc.stdout + proc.stderr).strip()
-        if proc.returncode == 0:
-            grew = True
-        elif proc.returncode == 1 and "NOCHANGE" in out:
-            grew = False
-        else:
-            raise RuntimeError(f"growpart /dev/{disk} {partno} failed: {out[-400:]}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", disk) or not partno.isdigit():
+            raise RuntimeError(f"unexpected block device name {disk!r} / partition {partno!r}")
+        self._grow_partition_entry(disk, partno)
+        grew = size_bytes() > before
         if mountpoint is None:
             # offline resize wants a freshly checked filesystem; 1 = errors fixed, still fine
             self._check(["e2fsck", "-f", "-p", f"/dev/{part}"], ok_codes=(0, 1))
@@ -249,6 +256,21 @@ class FirstBoot:
         }
         self.log(f"root: /dev/{part} {before / 2**30:.2f} GiB -> {after / 2**30:.2f} GiB")
         return result
+
+    def _grow_partition_entry(self, disk: str, partno: str) -> None:
+        """Make GPT entry ``partno`` of ``disk`` end where the disk ends, then tell the kernel.
+
+        sfdisk and partx directly, not growpart: growpart wraps the same tools in a shell script
+        of some forty processes, ten seconds of an emulated CPU on every first boot. sfdisk also
+        moves the backup GPT to the end of a disk bigger than the image. Run again, it writes the
+        same table."""
+        dev = f"/dev/{disk}"
+        self._check(
+            ["sh", "-c", f'echo ", +" | sfdisk --no-reread --no-tell-kernel -q -N {partno} {dev}']
+        )
+        # the root is in use, so the kernel cannot re-read the whole table: partx resizes just
+        # this partition (BLKPG), which is what an online resize2fs then sees
+        self._check(["partx", "--update", "--nr", partno, dev])
 
     # -- 2. machine id ------------------------------------------------------------------
     def ensure_machine_id(self) -> None:
@@ -273,17 +295,59 @@ class FirstBoot:
             for f in (ln.split() for ln in mountinfo.read_text().splitlines())
         )
 
-    # -- 3. ssh host keys ---------------------------------------------------------------
+    # -- SSH host keys: not a step any more ----------------------------------------------
     def ensure_ssh_host_keys(self) -> None:
+        """Make the missing SSH host keys. run_all no longer calls this: sshd-keygen.service does
+        it (see the module docstring); kept for its integration test until that moves to the
+        drop-in."""
         if not self.p("/etc/ssh").is_dir():
             return
         # -A makes only the missing key types; -f points it at our root.
         self._check(["ssh-keygen", "-A", "-f", str(self.root)])
         self.log("ssh: host keys present")
 
-    # -- 4. preseed ---------------------------------------------------------------------
-    def apply_preseed(self) -> tuple[str, Preseed | None]:
-        esp = self.p(ESP_MOUNT)
+    # -- 3. preseed ---------------------------------------------------------------------
+    def esp_partition(self) -> str | None:
+        """Kernel name of the partition labelled ``sokoul-esp`` on the root's own disk (its GPT
+        name is in the partition's uevent), or None."""
+        disk_dir = self.p(f"/sys/class/block/{self.root_block_device()}").resolve().parent
+        for child in sorted(disk_dir.iterdir()):
+            uevent = child / "uevent"
+            if not (child / "partition").exists() or not uevent.exists():
+                continue
+            fields = dict(ln.split("=", 1) for ln in uevent.read_text().splitlines() if "=" in ln)
+            if fields.get("PARTNAME") == ESP_PARTNAME:
+                return child.name
+        return None
+
+    @contextlib.contextmanager
+    def esp(self) -> Iterator[Path | None]:
+        """The ESP's folder for the preseed step: /boot/efi when something mounted it already (a
+        re-run by hand) or when working on a fixture tree, else the ESP partition of the root's
+        disk mounted privately for the step (the unit runs before boot-efi.mount, so the two never
+        mount it at the same time). None when there is no ESP."""
+        if not self.live or self._is_mountpoint("/" + ESP_MOUNT):
+            yield self.p(ESP_MOUNT)
+            return
+        part = self.esp_partition()
+        if part is None:
+            self.log(f"preseed: no partition named {ESP_PARTNAME} on the root's disk")
+            yield None
+            return
+        target = self.p(PRIVATE_ESP_MOUNT)
+        target.mkdir(parents=True, exist_ok=True)
+        self._check(
+            ["mount", "-t", "vfat", "-o", "umask=0077,noatime", f"/dev/{part}", str(target)]
+        )
+        try:
+            yield target
+        finally:
+            proc = self.run(["umount", str(target)])
+            if proc.returncode != 0:
+                self.log(f"preseed: umount {target} failed: {proc.stderr.strip()}")
+
+    def apply_preseed(self, esp: Path | None = None) -> tuple[str, Preseed | None]:
+        esp = self.p(ESP_MOUNT) if esp is None else esp
         src = esp / PRESEED_NAME
         if not src.is_file():
             return "absent", None
@@ -333,7 +397,7 @@ class FirstBoot:
         finally:
             os.close(fd)
 
-    # -- 5. hostname --------------------------------------------------------------------
+    # -- 4. hostname --------------------------------------------------------------------
     def first_nic_mac(self) -> str | None:
         """MAC of the first physical NIC, ordered by PCI path (stable across firmware modes)."""
         net = self.p("/sys/class/net")
@@ -377,8 +441,8 @@ class FirstBoot:
         record: dict[str, Any] = self.record
         record["root"] = self.grow_root() if grow else None
         self.ensure_machine_id()
-        self.ensure_ssh_host_keys()
-        status, preseed = self.apply_preseed()
+        with self.esp() as esp:
+            status, preseed = self.apply_preseed(esp) if esp else ("absent", None)
         record["preseed"] = status
         hostname = preseed.hostname if preseed and preseed.hostname else self.default_hostname()
         self.set_hostname(hostname)

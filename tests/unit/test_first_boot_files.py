@@ -93,7 +93,6 @@ def test_run_all_writes_the_record_last_and_is_rerunnable(root: Path) -> None:
         return subprocess.CompletedProcess(list(argv), 0, "", "")
 
     (root / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
-    (root / "etc/ssh").mkdir()
     for _ in range(2):  # a second run (after a power cut) does the same, harmlessly
         fb = FirstBoot(root=root, run=run, live=False, log=lambda m: None)
         record = fb.run_all(grow=False)
@@ -101,4 +100,98 @@ def test_run_all_writes_the_record_last_and_is_rerunnable(root: Path) -> None:
     assert record["preseed"] == "absent"
     saved = json.loads((root / "var/lib/sokoul/first-boot.json").read_text())
     assert saved["hostname"] == "sokoul-1e5f"
-    assert calls == [["ssh-keygen", "-A", "-f", str(root)]] * 2
+    assert calls == []  # machine id in place, no growing asked: nothing to run
+
+
+def add_disk(root: Path, disk: str, parts: dict[int, str]) -> None:
+    """A disk under /sys/devices with GPT partitions named as given (PARTNAME in the uevent)."""
+    dev = root / "sys/devices/pci0000:00/0000:00:02.0/nvme" / disk
+    (root / "sys/class/block").mkdir(parents=True, exist_ok=True)
+    (root / "sys/dev/block").mkdir(parents=True, exist_ok=True)
+    for n, name in parts.items():
+        part = dev / f"{disk}p{n}"
+        part.mkdir(parents=True)
+        (part / "partition").write_text(f"{n}\n")
+        (part / "size").write_text("2097152\n")
+        (part / "uevent").write_text(
+            f"MAJOR=259\nMINOR={n}\nDEVNAME={part.name}\nDEVTYPE=partition\n"
+            f"PARTN={n}\nPARTNAME={name}\n"
+        )
+        (root / "sys/class/block" / part.name).symlink_to(part)
+    (dev / "size").write_text("12582912\n")
+
+
+def test_esp_is_found_on_the_roots_own_disk(root: Path) -> None:
+    # a second disk flashed with the same image also has a "sokoul-esp": it must not be taken
+    add_disk(root, "nvme0n1", {1: "sokoul-esp", 2: "sokoul-root"})
+    add_disk(root, "nvme1n1", {1: "sokoul-esp", 2: "sokoul-root"})
+    root_part = root / "sys/devices/pci0000:00/0000:00:02.0/nvme/nvme1n1/nvme1n1p2"
+    (root / "sys/dev/block/259:2").symlink_to(root_part)
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/self/mountinfo").write_text(
+        "26 1 259:2 / / rw,noatime shared:1 - ext4 /dev/nvme1n1p2 rw\n"
+    )
+    fb = FirstBoot(root=root, run=no_commands, live=False, log=lambda m: None)
+    assert fb.root_block_device() == "nvme1n1p2"
+    assert fb.esp_partition() == "nvme1n1p1"
+
+
+def test_partition_grows_with_sfdisk_and_partx(root: Path, tmp_path: Path) -> None:
+    add_disk(root, "nvme0n1", {1: "sokoul-esp", 2: "sokoul-root"})
+    calls: list[list[str]] = []
+
+    def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(list(argv))
+        if argv[0] == "partx":  # the kernel now sees the grown partition
+            (root / "sys/class/block/nvme0n1p2/size").write_text("12000000\n")
+        return subprocess.CompletedProcess(list(argv), 0, "", "")
+
+    fb = FirstBoot(root=root, run=run, live=False, log=lambda m: None)
+    result = fb.grow_partition("nvme0n1p2", tmp_path)
+    assert result["grew"] is True and result["partition_bytes_after"] == 12000000 * 512
+    assert calls == [
+        ["sh", "-c", 'echo ", +" | sfdisk --no-reread --no-tell-kernel -q -N 2 /dev/nvme0n1'],
+        ["partx", "--update", "--nr", "2", "/dev/nvme0n1"],
+        ["resize2fs", "/dev/nvme0n1p2"],
+    ]
+
+
+def test_first_boot_unit_waits_only_for_what_it_needs() -> None:
+    """It must not hold up sysinit.target (everything waited for it) nor wait for the ESP's
+    mount unit (udev announces the ESP late in a slow boot); it stays before what uses it."""
+
+    text = (
+        Path(__file__).resolve().parents[2] / "first_boot/sokoul-first-boot.service"
+    ).read_text()
+    after: list[str] = []
+    before: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "After":
+            after += value.split()
+        elif key == "Before":
+            before += value.split()
+    assert "sysinit.target" not in before and "basic.target" not in before
+    assert not any(u.endswith(".mount") or u.endswith(".device") for u in after)
+    for unit_name in (
+        "network-pre.target",
+        "systemd-networkd.service",
+        "ssh.service",
+        "avahi-daemon.service",
+        "sokoul-supervisor.service",
+        "boot-efi.mount",
+    ):
+        assert unit_name in before, unit_name
+    assert "DefaultDependencies=no" in text
+
+
+def test_sshd_keygen_dropin_runs_whenever_a_host_key_is_missing() -> None:
+    """SSH host keys come from Debian's sshd-keygen.service, before sshd and off first boot's
+    path; the image's drop-in resets Debian's first-boot-only condition, so a power cut during
+    the first boot cannot leave sshd without keys."""
+    repo = Path(__file__).resolve().parents[2]
+    dropin = repo / "overlay/etc/systemd/system/sshd-keygen.service.d/sokoul.conf"
+    lines = [ln for ln in dropin.read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines[0] == "[Unit]" and "ConditionFirstBoot=" in lines
+    for kind in ("ed25519", "ecdsa", "rsa"):
+        assert f"ConditionPathExists=|!/etc/ssh/ssh_host_{kind}_key" in lines
