@@ -35,6 +35,30 @@ UNITS_ENABLED = (
     "avahi-daemon.service",
 )
 
+# Debian units the appliance does not start, each for a reason; 10-sokoul.preset says "disable"
+# for the same units, so systemd's first-boot preset pass (enable-only) leaves them off. Every
+# process started while the supervisor starts slows it down (on the board a little, under QEMU
+# TCG a lot: these three took 19 s of the emulated CPUs at each boot).
+UNITS_DISABLED = (
+    # records a successful boot for GRUB's "recordfail"; the static grub.cfg does not use it
+    "grub-common.service",
+    # removes e2scrub's LVM snapshots; the appliance has no LVM
+    "e2scrub_reap.service",
+    # NVMe over Fabrics (nvme-cli); the appliance's NVMe drives are local PCIe
+    "nvmf-autoconnect.service",
+    "nvmefc-boot-connections.service",
+)
+
+# What systemd-update-done writes; with it, ldconfig.service, systemd-journal-catalog-update and
+# systemd-update-done itself (ConditionNeedsUpdate=) skip the first boot: the build ran ldconfig
+# and built the catalog when the packages were installed.
+UPDATE_DONE = """\
+# This file was created by systemd-update-done. Its only
+# purpose is to hold a timestamp of the time this directory
+# was updated. See man:systemd-update-done.service(8).
+TIMESTAMP_NSEC={nsec}
+"""
+
 
 @dataclass(frozen=True)
 class Release:
@@ -146,6 +170,16 @@ def install_appliance(repo: Path, rootfs: Path, profile: BoardProfile, release: 
         key.unlink()
 
 
+def mark_updated(rootfs: Path) -> None:
+    """Write /etc/.updated and /var/.updated as systemd-update-done would, stamped with /usr's
+    time: the image's /etc and /var are up to date with its /usr."""
+    nsec = (rootfs / "usr").stat().st_mtime_ns
+    for d in ("etc", "var"):
+        stamp = rootfs / d / ".updated"
+        stamp.write_text(UPDATE_DONE.format(nsec=nsec))
+        os.utime(stamp, ns=(nsec, nsec))
+
+
 def check_kernel_links(rootfs: Path) -> None:
     for name in ("vmlinuz", "initrd.img"):
         link = rootfs / "boot" / name
@@ -192,6 +226,7 @@ def customize(
         run.say("customize: installing supervisor, first boot, units, overlay, netplan")
         install_appliance(repo, rootfs, profile, release)
         run.run([*systemctl, "enable", *UNITS_ENABLED], log="customize")
+        run.run([*systemctl, "disable", *UNITS_DISABLED], log="customize")
     # systemd-firstboot would prompt on the console (locale, timezone, root password) at the
     # first boot; our first boot and the setup wizard settle those instead.
     run.run([*systemctl, "mask", "systemd-firstboot.service"], log="customize")
@@ -218,4 +253,5 @@ def customize(
     efi = rootfs.parent / "BOOTAA64.EFI"
     shutil.move(rootfs / "tmp/BOOTAA64.EFI", efi)
     (rootfs / "tmp/sokoul-grub-embed.cfg").unlink()
+    mark_updated(rootfs)
     return efi
