@@ -160,7 +160,7 @@ async def test_fan_full_and_back(
 ) -> None:
     root = tmp_path / "root"
     shutil.copytree(tree, root, symlinks=True)
-    host = Host(root)
+    host = Host(root, writable=True)  # the test's own copy
     [fan] = fan_controls(host, (await discover(host)).fans)
     assert fan.name == "cix_fan"
     fan.force_full(host)
@@ -180,7 +180,7 @@ async def test_pwm_fan_goes_to_255_and_back(tmp_path: Path) -> None:
     (hw / "pwm1_enable").write_text("1\n")
     (tmp_path / "sys/class/hwmon").mkdir(parents=True)
     (tmp_path / "sys/class/hwmon/hwmon3").symlink_to(hw)
-    host = Host(tmp_path)
+    host = Host(tmp_path, writable=True)
     [fan] = fan_controls(host, (await discover(host)).fans)
     fan.force_full(host)
     assert (hw / "pwm1").read_text() == "255\n"
@@ -192,7 +192,7 @@ async def test_pwm_fan_goes_to_255_and_back(tmp_path: Path) -> None:
 async def test_a_missing_fan_file_is_a_fan_error_naming_it(tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(ACPI, root, symlinks=True)
-    host = Host(root)
+    host = Host(root, writable=True)  # the test's own copy
     [fan] = fan_controls(host, (await discover(host)).fans)
     (root / "sys/devices/platform/cix-fan/hwmon/hwmon0/pwm1_enable").unlink()
     with pytest.raises(FanError, match="pwm1_enable: missing"):
