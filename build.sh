@@ -127,7 +127,8 @@ cmd_test() {
   # and drive Debian's chromium with Playwright; the systemd D-Bus double runs on a private
   # dbus-daemon; storage tests use loop devices, mkfs.ext4, mount; bench/storage.sh compares rsync
   apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium \
-    dbus-daemon mount e2fsprogs util-linux rsync
+    dbus-daemon mount e2fsprogs util-linux rsync bc \
+    nftables dnsmasq-base udhcpc ethtool iproute2 wireguard-go wireguard-tools tcpdump
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"

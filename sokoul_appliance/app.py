@@ -23,6 +23,8 @@ from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
+from sokoul_appliance.network.manager import NetworkManager
+from sokoul_appliance.network.roles import Services
 from sokoul_appliance.notify import SystemdNotifier
 from sokoul_appliance.planned import PlannedSubsystem
 from sokoul_appliance.storage import StorageManager
@@ -102,6 +104,14 @@ class Supervisor:
         self.sessions = Sessions(self.store)
         self.identity = SystemIdentity(self.host)
         self.hardware = Hardware(self.host, self.bus, config.board)
+        self.network = NetworkManager(
+            self.host,
+            self.bus,
+            self.settings,
+            self.metrics.registry,
+            self.hardware.ports,
+            services=Services(panel=tuple(sorted({port for _, port in config.listen}))),
+        )
         self.storage = StorageManager(
             self.host,
             self.store,
@@ -133,7 +143,6 @@ class Supervisor:
         )
         s = self.settings
         planned = [
-            PlannedSubsystem("network", "Network", s, "network.plan"),
             PlannedSubsystem("vpn", "VPN", s, "vpn.wireguard_conf"),
             PlannedSubsystem("library", "Library", s),
             PlannedSubsystem("downloads", "Downloads", s),
@@ -150,6 +159,7 @@ class Supervisor:
             cores=self.cores,
             thermal=self.thermal,
             storage=self.storage,
+            network=self.network,
             health=self.health,
             logs=self.logs,
             metrics=self.metrics,
@@ -166,6 +176,7 @@ class Supervisor:
             self.cores,
             self.thermal,
             self.storage,
+            self.network,
             self.wizard,
             *planned,
         ]
@@ -232,6 +243,7 @@ class Supervisor:
             ("CPU slices", self.cores.start, self.cores.stop),
             ("thermal governor", self.thermal.start, self.thermal.stop),
             ("storage", self.storage.start, self.storage.stop),
+            ("network", self.network.start, self.network.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -136,6 +136,8 @@ def install_appliance(repo: Path, rootfs: Path, profile: BoardProfile, release: 
     install_system_files(repo, rootfs, profile)
     lib = rootfs / "usr/lib/sokoul"
     _copy_tree(repo / "sokoul_appliance", lib / "python/sokoul_appliance")
+    # the network manager renders netplan from these (sokoul_appliance/network/netplan.py)
+    _copy_tree(repo / "netplan" / "templates", lib / "netplan/templates")
     _copy_tree(repo / "first_boot", lib / "first-boot")
     # board profiles only: the simulated boards' sysfs trees (hw/*/sim) are for dev and tests
     _copy_tree(repo / "hw", rootfs / "usr/share/sokoul/hw", skip=("sim",))

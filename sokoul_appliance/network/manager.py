@@ -182,8 +182,9 @@ class NetworkManager:
             if not self.live:
                 self.config = config
                 self._set_state(
-                    "ok",
-                    "Simulated board: showing the configuration it would apply; nothing changed.",
+                    "unavailable",
+                    "Simulated board (read-only): showing the configuration it would apply; "
+                    "nothing on this machine is changed.",
                 )
                 return
             try:

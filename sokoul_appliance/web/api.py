@@ -13,6 +13,7 @@ from aiohttp import web
 from sokoul_appliance import __version__
 from sokoul_appliance.auth.accounts import check_new_password
 from sokoul_appliance.auth.sessions import Session
+from sokoul_appliance.network.manager import NetworkChangeError, NetworkReadOnlyError
 from sokoul_appliance.storage import StorageUnavailable
 from sokoul_appliance.storage.formatting import FormatRefused
 from sokoul_appliance.store.settings import SettingsError, flatten_patch, public_field
@@ -241,7 +242,47 @@ class Api:
                     p["name"]
                 )
             ports.append({**p, "role": role})
-        return web.json_response({"ports": ports, "plan": plan, **self._subsystem("network")})
+        manager = self.ctx.network.snapshot()
+        return web.json_response(
+            {
+                "ports": ports,
+                "plan": plan,
+                "manager": manager,
+                "state": manager["state"],
+                "detail": manager["detail"],
+            }
+        )
+
+    async def network_change(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        body = await read_json(request)
+        changes = body.get("changes") if isinstance(body, dict) else None
+        if not isinstance(changes, dict):
+            raise ApiError(400, 'send {"changes": {"network.<setting>": value, ...}}')
+        try:
+            trial = await self.ctx.network.apply_change(changes)
+        except NetworkReadOnlyError as e:
+            raise ApiError(409, str(e)) from None
+        except NetworkChangeError as e:
+            raise ApiError(400 if e.fields else 409, str(e), e.fields) from None
+        log.info("network change %s on trial: %s", trial["id"], ", ".join(sorted(changes)))
+        return web.json_response(trial)
+
+    async def network_confirm(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        try:
+            change = await self.ctx.network.confirm(request.match_info["change"])
+        except NetworkChangeError as e:
+            raise ApiError(409, str(e)) from None
+        return web.json_response(change)
+
+    async def network_revert(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        try:
+            change = await self.ctx.network.revert(request.match_info["change"])
+        except NetworkChangeError as e:
+            raise ApiError(409, str(e)) from None
+        return web.json_response(change)
 
     async def storage(self, request: web.Request) -> web.Response:
         self.require_login(request)

@@ -15,6 +15,7 @@ from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthReporter
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
+from sokoul_appliance.network.manager import NetworkManager
 from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.thermal import ThermalGovernor
@@ -39,6 +40,7 @@ class WebContext:
     cores: CoreGovernor
     thermal: ThermalGovernor
     storage: StorageManager
+    network: NetworkManager
     health: HealthReporter
     logs: RecentLogs
     metrics: SupervisorMetrics

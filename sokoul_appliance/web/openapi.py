@@ -56,10 +56,11 @@ def document() -> dict[str, Any]:
                     "schema": {"type": "string"},
                 }
             )
-        if "{step}" in r.path:
-            op.setdefault("parameters", []).append(
-                {"name": "step", "in": "path", "required": True, "schema": {"type": "string"}}
-            )
+        for name in ("step", "change"):
+            if "{" + name + "}" in r.path:
+                op.setdefault("parameters", []).append(
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                )
         if r.body is not None:
             op["requestBody"] = {
                 "required": True,

@@ -197,7 +197,15 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
     status, net = await c.call("GET", "/api/network")
     roles = {p["name"]: p["role"] for p in net["ports"]}
     assert sorted(roles.values()) == ["internet", "streaming"]
-    assert net["state"] == "not_configured"
+    assert net["state"] == "unavailable" and "Simulated board" in net["detail"]
+    rendered = net["manager"]["rendered"]
+    assert options["ports"][1]["name"] in rendered["netplan"]
+    assert "table inet sokoul" in rendered["nftables"]
+    # a change on a simulated board is refused, nothing applied
+    status, body = await c.call(
+        "POST", "/api/network/changes", {"changes": {"network.internet_mode": "static"}}
+    )
+    assert status == 409 and "simulated" in body["error"]["message"].lower()
     status, storage = await c.call("GET", "/api/storage")
     assert {d["name"]: d["role"] for d in storage["drives"]} == {
         system["name"]: "system",
@@ -296,7 +304,7 @@ async def test_every_private_route_needs_a_session(client: Client) -> None:
         checked = 0
         for path, ops in doc["paths"].items():
             for method, op in ops.items():
-                concrete = path.replace("{step}", "summary")
+                concrete = path.replace("{step}", "summary").replace("{change}", "c1")
                 status, body = await anon.call(method.upper(), concrete, {})
                 if op["tags"] == ["wizard"] and method == "get":
                     # says only that setup is complete (as /api/session does)
@@ -406,7 +414,7 @@ async def test_security_headers_and_openapi(client: Client, supervisor: Supervis
     text = (REPO / "docs/api.md").read_text()
     in_docs = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/api/[^` ?]+)", text))
     assert documented == in_docs
-    assert len(documented) == 22
+    assert len(documented) == 25
 
 
 async def test_preseeded_setup_skips_the_wizard(tmp_path: Path) -> None:

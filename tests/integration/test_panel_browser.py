@@ -62,6 +62,7 @@ STATE_WORDS = {
     "degraded": "Degraded",
     "not_configured": "Not configured",
     "unavailable": "Unavailable",
+    "waiting": "Waiting",
     "error": "Error",
 }
 

@@ -197,7 +197,7 @@ async def test_manager_on_simulated_board_is_read_only(tmp_path: Path) -> None:
     await mgr.start()
     try:
         snap = mgr.snapshot()
-        assert snap["state"] == "ok" and snap["applies_changes"] is False
+        assert snap["state"] == "unavailable" and snap["applies_changes"] is False
         assert "dhcp4: true" in snap["rendered"]["netplan"]
         assert snap["rendered"]["netplan_path"] == "/etc/netplan/90-sokoul.yaml"
         assert "table inet sokoul" in snap["rendered"]["nftables"]

@@ -30,6 +30,7 @@ const STATE_WORDS = {
   degraded: "Degraded",
   not_configured: "Not configured",
   unavailable: "Unavailable",
+  waiting: "Waiting",
   error: "Error",
 };
 
