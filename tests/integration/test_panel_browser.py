@@ -549,6 +549,14 @@ def check_every_page(
         expect(tid(page, "network-plan")).to_contain_text(net["plan"]["streaming_subnet"])
     for p in ports:
         expect(tid(page, "ports-table")).to_contain_text(p["name"])
+    # the firewall the plan gives, and a change refused on a simulated board
+    expect(tid(page, "rule-row")).to_have_count(len(net["manager"]["firewall"]["rules"]))
+    expect(page.locator("[data-testid=rule-row]", has_text="ssh")).to_contain_text("Blocked")
+    tid(page, "input-internet-mode").select_option("static")
+    tid(page, "input-internet-address").fill("192.168.1.20/24")
+    with console.expecting(r"status of 409"):
+        tid(page, "internet-apply").click()
+        expect(tid(page, "internet-form")).to_contain_text("simulated board")
     shot(page, "panel-network")
 
     # Storage: both drive models, one usage bar per file system

@@ -1373,6 +1373,7 @@ const PAGE_RENDERERS = {
               h("div", { class: "kv" }, h("dt", null, "Streaming network"), h("dd", { class: "mono" }, plan.streaming_subnet || "—")),
             )
           : h("p", { class: "muted", dataset: tid("network-plan") }, "No network plan is saved."),
+        networkManagerBlocks(d.manager || {}),
       ];
     });
   },
@@ -1611,6 +1612,100 @@ function systemBlocks(s) {
       "fans-table",
     ),
   ];
+}
+
+/** The network manager: the change on trial (countdown, keep/undo), firewall rules, the
+ * internet port's mode, and the files it renders. */
+function networkManagerBlocks(m) {
+  const change = m.change || {};
+  const pending = change.pending;
+  const blocks = [];
+  if (pending) {
+    const left = h("strong", { dataset: tid("change-countdown") }, `${Math.max(0, Math.round(pending.seconds_left || 0))} s`);
+    const deadline = Date.now() + (pending.seconds_left || 0) * 1000;
+    const timer = setInterval(() => {
+      if (!left.isConnected) return clearInterval(timer);
+      left.textContent = `${Math.max(0, Math.round((deadline - Date.now()) / 1000))} s`;
+    }, 1000);
+    const keep = h("button", { type: "button", class: "primary", dataset: tid("change-confirm") }, "Keep this change");
+    const undo = h("button", { type: "button", dataset: tid("change-revert") }, "Undo now");
+    const act = (path) => async () => {
+      busy(keep, true);
+      busy(undo, true);
+      try {
+        await api("POST", `/api/network/changes/${encodeURIComponent(pending.id)}/${path}`);
+      } finally {
+        render();
+      }
+    };
+    keep.addEventListener("click", act("confirm"));
+    undo.addEventListener("click", act("revert"));
+    blocks.push(
+      h(
+        "div",
+        { class: "card wide danger-box", role: "alert", dataset: tid("change-pending") },
+        h("p", null, "A network change is on trial. It is undone automatically in ", left, " unless you keep it — so a wrong setting never locks you out."),
+        h("div", { class: "actions" }, undo, keep),
+      ),
+    );
+  } else if (change.last) {
+    blocks.push(h("p", { class: "hint", dataset: tid("change-last") }, `Last change: ${humanKey(change.last.result || "")}. ${change.last.detail || ""}`));
+  }
+  const rules = (m.firewall && m.firewall.rules) || [];
+  const yes = (b) => (b ? "Allowed" : "Blocked");
+  blocks.push(
+    table(
+      "Firewall",
+      ["Service", "Ports", "From the internet side", "From the streaming network", "Note"],
+      rules.length
+        ? rules.map((r) => h("tr", { dataset: tid("rule-row") }, h("th", { scope: "row" }, r.service), h("td", { class: "mono" }, r.ports), h("td", null, yes(r.internet)), h("td", null, yes(r.streaming)), h("td", null, r.note || "")))
+        : [emptyRow(5, "No firewall rules yet: choose the ports' roles first.")],
+      "rules-table",
+    ),
+  );
+  // the internet port: DHCP or static, applied on trial
+  const cfg = m.config || {};
+  const mode = h("select", { name: "network.internet_mode", dataset: { field: "network.internet_mode", testid: "input-internet-mode" } }, h("option", { value: "dhcp" }, "Automatic (DHCP)"), h("option", { value: "static" }, "Static address"));
+  mode.value = cfg.internet_mode || "dhcp";
+  const addr = textInput("network.internet_address", cfg.internet_address || "", { placeholder: "192.168.1.20/24", dataset: { field: "network.internet_address", testid: "input-internet-address" } });
+  const gw = textInput("network.internet_gateway", cfg.internet_gateway || "", { placeholder: "192.168.1.1", dataset: { field: "network.internet_gateway", testid: "input-internet-gateway" } });
+  const submit = h("button", { type: "submit", class: "primary", dataset: tid("internet-apply") }, "Apply on trial");
+  const form = h(
+    "form",
+    { class: "card wide", novalidate: true, dataset: tid("internet-form") },
+    h("h2", null, "Internet port"),
+    h("p", { class: "hint" }, "Changes apply at once and are undone after 90 seconds unless you keep them."),
+    field("Address", mode),
+    field("Static address with prefix", addr),
+    field("Gateway", gw),
+    h("div", { class: "actions" }, submit),
+  );
+  const errors = formErrors(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.clear();
+    busy(submit, true);
+    const changes = { "network.internet_mode": mode.value };
+    if (mode.value === "static") {
+      changes["network.internet_address"] = addr.value.trim();
+      changes["network.internet_gateway"] = gw.value.trim() || null;
+    }
+    try {
+      await api("POST", "/api/network/changes", { changes });
+      render();
+    } catch (err) {
+      errors.show(err);
+    } finally {
+      busy(submit, false);
+    }
+  });
+  blocks.push(form);
+  if (m.rendered) {
+    blocks.push(
+      h("details", { class: "card wide", dataset: tid("rendered") }, h("summary", null, "Files the appliance writes"), h("h3", null, m.rendered.netplan_path || "netplan"), h("pre", { class: "mono" }, m.rendered.netplan || ""), h("h3", null, "nftables ruleset"), h("pre", { class: "mono" }, m.rendered.nftables || "")),
+    );
+  }
+  return h("div", { class: "network-manager" }, blocks);
 }
 
 /** The storage manager: tiers in use, migrations, last actions, and setting up a drive. */
