@@ -15,7 +15,6 @@ kill switch in place: a torrent engine still running there has no way out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import math
@@ -49,6 +48,7 @@ log = logging.getLogger("sokoul.vpn")
 
 CONF_KEY = "vpn.wireguard_conf"
 EXIT_IP_KEY = "vpn.exit_ip_url"  # optional setting; the constructor's value when absent
+EXIT_IP_RETRY = 30.0  # seconds before a failed exit-IP check is tried again
 UP, DOWN, CONNECTING, NOT_CONFIGURED = "up", "down", "connecting", "not_configured"
 _STATUS = {UP: "ok", CONNECTING: "degraded", DOWN: "error", NOT_CONFIGURED: "not_configured"}
 
@@ -126,6 +126,7 @@ class VpnManager:
         self._follow: asyncio.Task[None] | None = None
         self._natpmp_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._stopping = False
         self.forwarder: PortForwarder | None = None
         self.config: WireGuardConfig | None = None
         self.config_errors: list[str] = []
@@ -180,11 +181,10 @@ class VpnManager:
         self._follow = asyncio.create_task(self._follow_settings(), name="vpn-settings")
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in (self._follow, self._task):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
         self._task = self._follow = None
         await self._take_down()
 
@@ -256,14 +256,15 @@ class VpnManager:
     async def _wait_change(self, timeout: float | None) -> bool:
         """Wait for a settings change (True) or the timeout (False)."""
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             return False
         return True
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             self._changed.clear()
             cfg = self._load_config()
             if cfg is None or not self._host.live:
@@ -348,12 +349,13 @@ class VpnManager:
 
     async def _watch(self) -> bool:
         """Sample health until the tunnel dies (False) or the settings change (True)."""
-        while True:
+        while not self._stopping:
             alive = await self._sample()
             if not alive:
                 return False
             if await self._wait_change(self._interval):
                 return True
+        return True
 
     async def _sample(self) -> bool:
         try:
@@ -380,7 +382,8 @@ class VpnManager:
         self._m_bytes.labels("tx").inc(tx - last_tx if tx >= last_tx else tx)
         self._last_transfer = (rx, tx)
         url = self._exit_url()
-        if url and now - self._exit_checked >= self._exit_ip_every:
+        fresh = self.handshake_age is not None and self.handshake_age <= STALE_AFTER
+        if url and fresh and now - self._exit_checked >= self._exit_ip_every:
             self._exit_checked = now
             await self._check_exit_ip(url)
         self._evaluate(now)
@@ -440,6 +443,8 @@ class VpnManager:
             self.internet_ip = None
             problems.append(f"from the internet port: {e or type(e).__name__}")
         self.exit_ip_error = "; ".join(problems) or None
+        if problems:  # try again sooner than the regular check
+            self._exit_checked -= max(0.0, self._exit_ip_every - EXIT_IP_RETRY)
 
     async def _read_drops(self) -> None:
         counters = await self.killswitch.counters()
@@ -453,9 +458,7 @@ class VpnManager:
     async def _take_down(self) -> None:
         task, self._natpmp_task = self._natpmp_task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel(task)
         self.forwarder = None
         self._m_port.set(0)
         if self._host.live and (self.tunnel.implementation or self.tunnel.process):
@@ -463,3 +466,12 @@ class VpnManager:
         self.peers, self.handshake_age, self.up_since = [], None, None
         self._m_age.set(math.nan)
         self._m_up.set(0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel and await a task of ours (again if a cancellation got lost in a race)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=2.0)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("VPN task %s failed: %s", task.get_name(), task.exception())

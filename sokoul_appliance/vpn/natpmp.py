@@ -129,7 +129,8 @@ class NatPmpClient:
                 deadline = loop.time() + wait
                 while (left := deadline - loop.time()) > 0:
                     try:
-                        data = await asyncio.wait_for(loop.sock_recv(sock, 64), left)
+                        async with asyncio.timeout(left):
+                            data = await loop.sock_recv(sock, 64)
                     except TimeoutError:
                         break
                     except OSError as e:  # e.g. ICMP unreachable, or no route (tunnel down)

@@ -56,6 +56,10 @@ class Tunnel:
         self._process_log: list[str] = []
         self._reader: asyncio.Task[None] | None = None
 
+    @property
+    def control_socket(self) -> str:
+        return f"/var/run/wireguard/{self.ifname}.sock"
+
     # -- up ---------------------------------------------------------------------------------------
     async def up(self, cfg: WireGuardConfig) -> None:
         """Create, configure and move the interface into the torrent namespace."""
@@ -107,8 +111,7 @@ class Tunnel:
         # the TUN device and its control socket appear a moment after the start
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        sock = f"/var/run/wireguard/{self.ifname}.sock"
-        while not await asyncio.to_thread(os.path.exists, sock):
+        while not await asyncio.to_thread(os.path.exists, self.control_socket):
             if self.process.returncode is not None:
                 raise TunnelError(
                     f"{self.userspace} exited at once ({self.process.returncode}): "
@@ -159,11 +162,15 @@ class Tunnel:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), 5)
+                async with asyncio.timeout(5):
+                    await proc.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
+        if proc is not None:
+            # a wireguard-go that was killed (not stopped) leaves its control socket behind
+            await asyncio.to_thread(_remove_socket, self.control_socket)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,6 +184,11 @@ class Tunnel:
             log.info("removed a leftover %s from namespace %s", self.ifname, self.namespace.name)
         with contextlib.suppress(CommandError):
             await self.runner.run(self.appliance_ns, "ip", "link", "del", self.ifname)
+
+
+def _remove_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _reason(e: BaseException) -> str:
