@@ -75,4 +75,55 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL
     );
     """,
+    # 3: library room: media items (opaque ids), shows, folders, FTS5 search
+    """
+    CREATE TABLE library_items (
+        num INTEGER PRIMARY KEY,        -- rowid; library_fts rows share it
+        id TEXT NOT NULL UNIQUE,        -- opaque object id ('it-' + random hex), kept across
+                                        -- rescans, renames (same inode) and tier moves
+        rel_path TEXT NOT NULL UNIQUE,  -- relative to the library area: 'Movies/X (2010)/x.mkv'
+        root TEXT NOT NULL,             -- appliance path of the library area holding it now
+        folder_id TEXT NOT NULL,
+        kind TEXT NOT NULL,             -- 'movie' | 'episode' | 'other'
+        title TEXT NOT NULL,
+        year INTEGER,
+        show_id TEXT,                   -- episodes: library_shows.id
+        season INTEGER,
+        episode INTEGER,
+        episode_title TEXT,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER,
+        duration REAL,
+        container TEXT,
+        video_codec TEXT,
+        width INTEGER,
+        height INTEGER,
+        media TEXT,                     -- MediaInfo JSON (streams), NULL when the probe failed
+        sidecars TEXT NOT NULL DEFAULT '[]',  -- JSON [{file, format, language}]
+        probe_error TEXT,
+        available INTEGER NOT NULL DEFAULT 1, -- 0 while its tier is not mounted
+        added_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX library_items_kind ON library_items(kind, title);
+    CREATE INDEX library_items_show ON library_items(show_id, season, episode);
+    CREATE INDEX library_items_added ON library_items(added_at);
+    CREATE INDEX library_items_folder ON library_items(folder_id);
+    CREATE TABLE library_shows (
+        id TEXT PRIMARY KEY,            -- 'sh-' + hash of the normalized title
+        title TEXT NOT NULL,
+        year INTEGER
+    );
+    CREATE TABLE library_folders (
+        id TEXT PRIMARY KEY,            -- 'fo-' + hash of rel_path ('fo-root' for the top)
+        rel_path TEXT NOT NULL UNIQUE,
+        parent_id TEXT,
+        name TEXT NOT NULL
+    );
+    CREATE INDEX library_folders_parent ON library_folders(parent_id);
+    CREATE VIRTUAL TABLE library_fts USING fts5(
+        title, show, episode_title, file_name, tokenize='unicode61 remove_diacritics 2'
+    );
+    """,
 )

@@ -1,0 +1,551 @@
+"""The library room: scans the library areas, keeps SQLite (+ FTS5) in step, organizes
+completed downloads, and answers the queries of the Library page and the DLNA ContentDirectory.
+
+Scans are incremental: a file whose size and mtime are unchanged is not parsed or probed again;
+a file that moved (same inode, new name) keeps its object id; a library area that is not there
+(its drive is unmounted) keeps its items, marked unavailable. The walk, guessit and the database
+reads of a scan run off the event loop (a worker thread, ffprobe subprocesses, aiosqlite's
+thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from sokoul_appliance.bus import EventBus
+from sokoul_appliance.events import StorageItemMoved, StorageItemsRemoved, StorageRecovered
+from sokoul_appliance.host import Host
+from sokoul_appliance.library.files import FileFacts, walk_root
+from sokoul_appliance.library.metrics import LibraryMetrics
+from sokoul_appliance.library.model import (
+    OBJECT_ID,
+    ROOT_FOLDER,
+    Folder,
+    LibraryItem,
+    Season,
+    Show,
+    folder_id,
+    season_id,
+    stable_id,
+)
+from sokoul_appliance.library.naming import EPISODE, MOVIE, OTHER, ParsedName, normalize_title
+from sokoul_appliance.library.naming import parse_name as guess
+from sokoul_appliance.library.organize import Placed, organize
+from sokoul_appliance.library.probe import MediaInfo, ProbeError, probe_file
+from sokoul_appliance.store.database import Store
+
+log = logging.getLogger("sokoul.library")
+
+DEFAULT_ROOTS = ("/srv/media/library", "/srv/cold/library")
+KINDS = (MOVIE, EPISODE, OTHER)
+_ITEM_SELECT = (
+    "SELECT i.*, s.title AS show_title FROM library_items i "
+    "LEFT JOIN library_shows s ON s.id = i.show_id"
+)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    added: int
+    changed: int
+    removed: int
+    moved: int
+    unchanged: int
+    probe_failures: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    facts: FileFacts
+    parsed: ParsedName
+    media: MediaInfo | None
+    probe_error: str | None
+
+
+def fts_query(text: str) -> str | None:
+    """User words -> an FTS5 query: every word must match as a prefix ('dark kni' finds
+    'The Dark Knight'); quotes keep FTS syntax out of it."""
+    words = normalize_title(text).split()
+    if not words:
+        return None
+    return " ".join(f'"{w}"*' for w in words[:12])
+
+
+class LibraryManager:
+    name = "library"
+    title = "Library"
+
+    def __init__(
+        self,
+        host: Host,
+        store: Store,
+        bus: EventBus,
+        registry: CollectorRegistry,
+        roots: Sequence[str] = DEFAULT_ROOTS,
+        downloads: str = "/srv/media/downloads",
+        rescan_interval: float = 900.0,
+        probe_concurrency: int = 2,
+        probe: Callable[[Host, Path], Awaitable[MediaInfo]] = probe_file,
+    ) -> None:
+        self.host = host
+        self.store = store
+        self.bus = bus
+        self.metrics = LibraryMetrics(registry)
+        self.roots = tuple(roots)  # appliance paths; the first one receives organized downloads
+        self.downloads = downloads
+        self.rescan_interval = rescan_interval
+        self._probe = probe
+        self._probe_slots = asyncio.Semaphore(probe_concurrency)
+        self._scan_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rescan = asyncio.Event()
+        self.update_id = 0  # bumps on every change (DLNA SystemUpdateID)
+        self.last_scan: ScanResult | None = None
+        self.last_scan_at: float | None = None
+        self.last_error: str | None = None
+        self.scanning = False
+        self._counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._missing_roots: tuple[str, ...] = ()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._refresh_counts()
+        self._tasks.append(asyncio.create_task(self._scanner(), name="library-scanner"))
+        self._tasks.append(asyncio.create_task(self._listen(), name="library-events"))
+        self._rescan.set()  # first scan right away
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def request_scan(self) -> None:
+        self._rescan.set()
+
+    async def _scanner(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rescan.wait(), self.rescan_interval)
+            self._rescan.clear()
+            try:
+                await self.scan()
+            except Exception as e:  # a scan failure is reported, the next one tries again
+                log.exception("library scan failed")
+                self.last_error = f"The last library scan failed: {e}"
+
+    async def _listen(self) -> None:
+        with self.bus.subscribe(StorageItemMoved, StorageItemsRemoved, StorageRecovered) as sub:
+            while True:
+                await sub.get()
+                self._rescan.set()
+
+    # ---- status ----------------------------------------------------------------------------
+
+    def status(self) -> tuple[str, str]:
+        total = sum(self._counts.values())
+        if self.last_error:
+            return "error", self.last_error
+        if self.last_scan is None:
+            return "starting", "The first library scan is running."
+        detail = (
+            f"{self._counts[MOVIE]} movies, {self._counts[EPISODE]} episodes, "
+            f"{self._counts[OTHER]} other videos ({total} in all)."
+        )
+        if self._missing_roots:
+            return "degraded", detail + " Not reachable now: " + ", ".join(self._missing_roots)
+        return "ok", detail
+
+    def snapshot(self) -> dict[str, Any]:
+        state, detail = self.status()
+        return {
+            "state": state,
+            "detail": detail,
+            "counts": dict(self._counts),
+            "roots": [{"path": r, "available": r not in self._missing_roots} for r in self.roots],
+            "scanning": self.scanning,
+            "last_scan": None if self.last_scan is None else self.last_scan.to_dict(),
+            "last_scan_at": self.last_scan_at,
+            "update_id": self.update_id,
+        }
+
+    async def _refresh_counts(self) -> None:
+        counts = dict.fromkeys(KINDS, 0)
+        for row in await self.store.fetchall(
+            "SELECT kind, COUNT(*) FROM library_items WHERE available = 1 GROUP BY kind"
+        ):
+            counts[row[0]] = row[1]
+        self._counts = counts
+        for kind, n in counts.items():
+            self.metrics.items.labels(kind=kind).set(n)
+
+    # ---- scanning --------------------------------------------------------------------------
+
+    def _walk(self) -> tuple[dict[str, FileFacts], tuple[str, ...]]:
+        found: dict[str, FileFacts] = {}
+        missing = []
+        for root in self.roots:
+            real = self.host.path(root)
+            if not real.is_dir():
+                missing.append(root)
+                continue
+            for facts in walk_root(root, real):
+                found.setdefault(facts.rel_path, facts)  # the first tier wins a duplicate
+        return found, tuple(missing)
+
+    async def scan(self) -> ScanResult:
+        """Bring the database in step with the library areas; returns what changed."""
+        async with self._scan_lock:
+            self.scanning = True
+            try:
+                return await self._scan()
+            finally:
+                self.scanning = False
+
+    async def _scan(self) -> ScanResult:
+        started = time.monotonic()
+        found, missing = await asyncio.to_thread(self._walk)
+        self._missing_roots = missing
+        rows = await self.store.fetchall(
+            "SELECT num, id, rel_path, root, size, mtime_ns, inode, sidecars, available "
+            "FROM library_items"
+        )
+        known = {r["rel_path"]: r for r in rows}
+        fresh_paths = [
+            p
+            for p, f in found.items()
+            if p not in known or known[p]["size"] != f.size or known[p]["mtime_ns"] != f.mtime_ns
+        ]
+        gone = [r for p, r in known.items() if p not in found and r["root"] not in missing]
+        # a vanished row whose inode reappeared under a new name is a rename: keep its id
+        by_inode = {(r["inode"], r["size"]): r for r in gone}
+        renames: dict[str, Any] = {}
+        for p in fresh_paths:
+            if p not in known:
+                hit = by_inode.pop((found[p].inode, found[p].size), None)
+                if hit is not None:
+                    renames[p] = hit
+        gone = [r for r in gone if (r["inode"], r["size"]) in by_inode]
+        parsed = await asyncio.to_thread(lambda: {p: guess(p) for p in fresh_paths})
+        fresh = await asyncio.gather(*(self._probe_one(found[p], parsed[p]) for p in fresh_paths))
+        failures = sum(1 for f in fresh if f.probe_error)
+        now = time.time()
+        touched = 0
+        async with self.store.transaction() as db:
+            for r in gone:
+                await db.execute("DELETE FROM library_fts WHERE rowid = ?", (r["num"],))
+                await db.execute("DELETE FROM library_items WHERE num = ?", (r["num"],))
+            for f in fresh:
+                old: Any = known.get(f.facts.rel_path) or renames.get(f.facts.rel_path)
+                await self._write_item(db, f, old, now)
+            for p, facts in found.items():
+                row = known.get(p)
+                sidecars = json.dumps([s.to_dict() for s in facts.sidecars])
+                if (
+                    row is not None
+                    and p not in fresh_paths
+                    and (
+                        row["root"] != facts.root
+                        or row["sidecars"] != sidecars
+                        or not row["available"]
+                    )
+                ):
+                    touched += 1
+                    await db.execute(
+                        "UPDATE library_items SET root = ?, sidecars = ?, available = 1, "
+                        "inode = ?, updated_at = ? WHERE num = ?",
+                        (facts.root, sidecars, facts.inode, now, row["num"]),
+                    )
+            for root in missing:
+                cur = await db.execute(
+                    "UPDATE library_items SET available = 0 WHERE root = ? AND available = 1",
+                    (root,),
+                )
+                touched += cur.rowcount
+            await self._rebuild_containers(db)
+        changed = sum(1 for p in fresh_paths if p in known)
+        result = ScanResult(
+            added=len(fresh_paths) - changed - len(renames),
+            changed=changed,
+            removed=len(gone),
+            moved=len(renames),
+            unchanged=len(found) - len(fresh_paths),
+            probe_failures=failures,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        if fresh_paths or gone or touched:
+            self.update_id += 1
+        self.metrics.probe_failures.inc(failures)
+        self.metrics.scan_seconds.observe(result.seconds)
+        self.last_scan, self.last_scan_at, self.last_error = result, time.time(), None
+        await self._refresh_counts()
+        log.info("library scan: %s", result)
+        return result
+
+    async def _probe_one(self, facts: FileFacts, parsed: ParsedName) -> _Fresh:
+        async with self._probe_slots:
+            try:
+                media = await self._probe(self.host, self.host.path(facts.root) / facts.rel_path)
+            except ProbeError as e:
+                return _Fresh(facts, parsed, None, str(e))
+        return _Fresh(facts, parsed, media, None)
+
+    async def _write_item(self, db: Any, f: _Fresh, old: Any, now: float) -> None:
+        facts, p, media = f.facts, f.parsed, f.media
+        show_id = None
+        if p.kind == EPISODE:
+            show_id = stable_id("sh", normalize_title(p.title))
+            await db.execute(
+                "INSERT INTO library_shows (id, title, year) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET year = COALESCE(library_shows.year, "
+                "excluded.year)",
+                (show_id, p.title, p.year),
+            )
+        rel_dir = PurePosixPath(facts.rel_path).parent.as_posix()
+        values = (
+            facts.rel_path,
+            facts.root,
+            folder_id(rel_dir),
+            p.kind,
+            p.title,
+            p.year,
+            show_id,
+            p.season if p.kind == EPISODE else None,
+            p.episode,
+            p.episode_title,
+            facts.size,
+            facts.mtime_ns,
+            facts.inode,
+            None if media is None else media.duration,
+            None if media is None else media.container,
+            None if media is None else media.video_codec,
+            None if media is None else media.width,
+            None if media is None else media.height,
+            None if media is None else media.to_json(),
+            json.dumps([s.to_dict() for s in facts.sidecars]),
+            f.probe_error,
+            now,
+        )
+        if old is None:
+            cur = await db.execute(
+                "INSERT INTO library_items (rel_path, root, folder_id, kind, title, year, "
+                "show_id, season, episode, episode_title, size, mtime_ns, inode, duration, "
+                "container, video_codec, width, height, media, sidecars, probe_error, "
+                "updated_at, id, added_at, available) "
+                f"VALUES ({', '.join('?' * 24)}, 1)",
+                (*values, "it-" + secrets.token_hex(8), now),
+            )
+            num = cur.lastrowid
+        else:
+            num = old["num"]
+            await db.execute(
+                "UPDATE library_items SET rel_path = ?, root = ?, folder_id = ?, kind = ?, "
+                "title = ?, year = ?, show_id = ?, season = ?, episode = ?, episode_title = ?, "
+                "size = ?, mtime_ns = ?, inode = ?, duration = ?, container = ?, "
+                "video_codec = ?, width = ?, height = ?, media = ?, sidecars = ?, "
+                "probe_error = ?, updated_at = ?, available = 1 WHERE num = ?",
+                (*values, num),
+            )
+            await db.execute("DELETE FROM library_fts WHERE rowid = ?", (num,))
+        await db.execute(
+            "INSERT INTO library_fts (rowid, title, show, episode_title, file_name) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                num,
+                p.title,
+                p.title if p.kind == EPISODE else "",
+                p.episode_title or "",
+                PurePosixPath(facts.rel_path).stem.replace(".", " "),
+            ),
+        )
+
+    async def _rebuild_containers(self, db: Any) -> None:
+        """Folders from the items' paths; shows without episodes dropped."""
+        await db.execute(
+            "DELETE FROM library_shows WHERE id NOT IN "
+            "(SELECT show_id FROM library_items WHERE show_id IS NOT NULL)"
+        )
+        async with db.execute("SELECT DISTINCT rel_path FROM library_items") as cur:
+            paths = [r[0] for r in await cur.fetchall()]
+        folders: dict[str, tuple[str | None, str]] = {"": (None, "Library")}
+        for p in paths:
+            parent = PurePosixPath(p).parent
+            while parent.as_posix() not in (".", "") and parent.as_posix() not in folders:
+                up = parent.parent.as_posix()
+                folders[parent.as_posix()] = (folder_id("" if up == "." else up), parent.name)
+                parent = parent.parent
+        await db.execute("DELETE FROM library_folders")
+        await db.executemany(
+            "INSERT INTO library_folders (id, rel_path, parent_id, name) VALUES (?, ?, ?, ?)",
+            [(folder_id(rel), rel, parent, name) for rel, (parent, name) in folders.items()],
+        )
+
+    # ---- organizing ------------------------------------------------------------------------
+
+    async def organize_download(self, appliance_path: str, link: bool = True) -> list[str]:
+        """Put a completed download (file or folder under downloads/) into the library
+        (hard links by default: the torrent keeps seeding), scan, and return the new items'
+        object ids. Raises OrganizeError with a sentence for the panel."""
+        real_downloads = self.host.path(self.downloads)
+        source = self.host.path(appliance_path)
+        if real_downloads not in source.parents:
+            raise ValueError(f"{appliance_path!r} is not under {self.downloads}")
+        library = self.host.path(self.roots[0])
+        placed: list[Placed] = await asyncio.to_thread(organize, source, library, link)
+        await self.scan()
+        rels = [
+            p.target.relative_to(library).as_posix()
+            for p in placed
+            if p.target.suffix.lower() not in (".srt", ".vtt")
+        ]
+        ids = []
+        for rel in rels:
+            item_id = await self.store.scalar(
+                "SELECT id FROM library_items WHERE rel_path = ?", (rel,)
+            )
+            if item_id:
+                ids.append(str(item_id))
+        return ids
+
+    # ---- queries (the Library page, the DLNA ContentDirectory, the streamer) --------------
+
+    async def item(self, object_id: str) -> LibraryItem | None:
+        if not OBJECT_ID.match(object_id) or not object_id.startswith("it-"):
+            return None
+        row = await self.store.fetchone(f"{_ITEM_SELECT} WHERE i.id = ?", (object_id,))
+        return None if row is None else LibraryItem.from_row(row)
+
+    async def items(
+        self,
+        kind: str | None = None,
+        query: str | None = None,
+        show_id: str | None = None,
+        season: int | None = None,
+        folder: str | None = None,
+        sort: str = "title",
+        offset: int = 0,
+        limit: int = 100,
+        include_unavailable: bool = False,
+    ) -> tuple[int, list[LibraryItem]]:
+        """(total matching, one page). sort: 'title' | 'added' (newest first) | 'episode'."""
+        where: list[str] = []
+        params: list[Any] = []
+        if not include_unavailable:
+            where.append("i.available = 1")
+        if kind is not None:
+            where.append("i.kind = ?")
+            params.append(kind)
+        if show_id is not None:
+            where.append("i.show_id = ?")
+            params.append(show_id)
+        if season is not None:
+            where.append("i.season = ?")
+            params.append(season)
+        if folder is not None:
+            where.append("i.folder_id = ?")
+            params.append(folder)
+        if query is not None:
+            match = fts_query(query)
+            if match is None:
+                return 0, []
+            where.append("i.num IN (SELECT rowid FROM library_fts WHERE library_fts MATCH ?)")
+            params.append(match)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order = {
+            "title": "i.title COLLATE NOCASE, i.year, i.season, i.episode, i.rel_path",
+            "added": "i.added_at DESC, i.num DESC",
+            "episode": "i.season, i.episode, i.rel_path",
+        }.get(sort)
+        if order is None:
+            raise ValueError(f"unknown sort {sort!r}")
+        total = int(
+            await self.store.scalar(f"SELECT COUNT(*) FROM library_items i{clause}", tuple(params))
+        )
+        rows = await self.store.fetchall(
+            f"{_ITEM_SELECT}{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            (*params, max(0, min(limit, 1000)), max(0, offset)),
+        )
+        return total, [LibraryItem.from_row(r) for r in rows]
+
+    async def search(self, query: str, limit: int = 50) -> list[LibraryItem]:
+        return (await self.items(query=query, limit=limit))[1]
+
+    async def recently_added(self, limit: int = 50) -> list[LibraryItem]:
+        return (await self.items(sort="added", limit=limit))[1]
+
+    async def shows(self) -> list[Show]:
+        rows = await self.store.fetchall(
+            "SELECT s.id, s.title, s.year, COUNT(DISTINCT i.season), COUNT(i.num) "
+            "FROM library_shows s JOIN library_items i ON i.show_id = s.id "
+            "WHERE i.available = 1 GROUP BY s.id ORDER BY s.title COLLATE NOCASE"
+        )
+        return [Show(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def show(self, show_id: str) -> Show | None:
+        return next((s for s in await self.shows() if s.id == show_id), None)
+
+    async def seasons(self, show_id: str) -> list[Season]:
+        rows = await self.store.fetchall(
+            "SELECT season, COUNT(*) FROM library_items WHERE show_id = ? AND available = 1 "
+            "GROUP BY season ORDER BY season",
+            (show_id,),
+        )
+        return [Season(season_id(show_id, r[0] or 0), show_id, r[0] or 0, r[1]) for r in rows]
+
+    async def season(self, object_id: str) -> Season | None:
+        """A season by its id (the DLNA layer browses 'se-…' containers)."""
+        for show in await self.shows():
+            for s in await self.seasons(show.id):
+                if s.id == object_id:
+                    return s
+        return None
+
+    async def episodes(self, show_id: str, season: int | None = None) -> list[LibraryItem]:
+        return (
+            await self.items(kind=EPISODE, show_id=show_id, season=season, sort="episode",
+                             limit=1000)
+        )[1]  # fmt: skip
+
+    async def folder(self, object_id: str = ROOT_FOLDER) -> Folder | None:
+        row = await self.store.fetchone(
+            "SELECT f.id, f.name, f.parent_id, "
+            "(SELECT COUNT(*) FROM library_folders c WHERE c.parent_id = f.id) + "
+            "(SELECT COUNT(*) FROM library_items i WHERE i.folder_id = f.id AND i.available = 1)"
+            " FROM library_folders f WHERE f.id = ?",
+            (object_id,),
+        )
+        return None if row is None else Folder(row[0], row[1], row[2], row[3])
+
+    async def subfolders(self, object_id: str = ROOT_FOLDER) -> list[Folder]:
+        rows = await self.store.fetchall(
+            "SELECT id FROM library_folders WHERE parent_id = ? ORDER BY name COLLATE NOCASE",
+            (object_id,),
+        )
+        out = []
+        for r in rows:
+            f = await self.folder(r[0])
+            if f is not None:
+                out.append(f)
+        return out
+
+    async def real_path(self, item: LibraryItem) -> Path:
+        """The item's file on this machine (through the host seam)."""
+        return self.host.path(item.appliance_path)

@@ -1,0 +1,153 @@
+"""What a media file holds, read by ffprobe (a subprocess with a timeout: never on the loop)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sokoul_appliance.host import CommandError, Host
+
+PROBE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int
+    codec: str
+    channels: int | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    index: int
+    codec: str
+    language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    container: str  # ffprobe's format_name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2' or 'matroska,webm'
+    duration: float | None  # seconds
+    bitrate: int | None  # bits per second (the whole file)
+    video_codec: str | None  # 'h264', 'hevc', ...
+    width: int | None
+    height: int | None
+    video_profile: str | None = None
+    pix_fmt: str | None = None
+    audio: tuple[AudioStream, ...] = field(default_factory=tuple)
+    subtitles: tuple[SubtitleStream, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> MediaInfo:
+        d = json.loads(text)
+        d["audio"] = tuple(AudioStream(**a) for a in d.get("audio", ()))
+        d["subtitles"] = tuple(SubtitleStream(**s) for s in d.get("subtitles", ()))
+        return MediaInfo(**d)
+
+    @property
+    def resolution(self) -> str | None:
+        """DIDL 'WxH'."""
+        if self.width and self.height:
+            return f"{self.width}x{self.height}"
+        return None
+
+
+class ProbeError(Exception):
+    """ffprobe could not read a file (damaged, still incomplete, not media)."""
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
+    fmt = data.get("format") or {}
+    streams = data.get("streams") or []
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
+    audio: list[AudioStream] = []
+    subs: list[SubtitleStream] = []
+    for s in streams:
+        tags = s.get("tags") or {}
+        if s.get("codec_type") == "audio":
+            audio.append(
+                AudioStream(
+                    index=int(s.get("index", 0)),
+                    codec=str(s.get("codec_name", "unknown")),
+                    channels=_int(s.get("channels")),
+                    language=tags.get("language"),
+                )
+            )
+        elif s.get("codec_type") == "subtitle":
+            subs.append(
+                SubtitleStream(
+                    index=int(s.get("index", 0)),
+                    codec=str(s.get("codec_name", "unknown")),
+                    language=tags.get("language"),
+                    title=tags.get("title"),
+                )
+            )
+    duration = _float(fmt.get("duration"))
+    if duration is None and video is not None:
+        duration = _float(video.get("duration"))
+    return MediaInfo(
+        container=str(fmt.get("format_name", "unknown")),
+        duration=duration,
+        bitrate=_int(fmt.get("bit_rate")),
+        video_codec=None if video is None else str(video.get("codec_name")),
+        width=None if video is None else _int(video.get("width")),
+        height=None if video is None else _int(video.get("height")),
+        video_profile=None if video is None else video.get("profile"),
+        pix_fmt=None if video is None else video.get("pix_fmt"),
+        audio=tuple(audio),
+        subtitles=tuple(subs),
+    )
+
+
+async def probe_file(host: Host, path: Path, timeout: float = PROBE_TIMEOUT) -> MediaInfo:
+    """ffprobe one real path (already mapped through the host seam)."""
+    try:
+        result = await host.run(
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            f"file:{path}",  # absolute, and never read as an option or a URL
+            timeout=timeout,
+        )
+    except CommandError as e:
+        reason = e.result.stderr.strip()[-300:]
+        raise ProbeError(f"{path.name}: ffprobe could not read it ({reason})") from e
+    except TimeoutError as e:
+        raise ProbeError(f"{path.name}: ffprobe took longer than {timeout:.0f} s") from e
+    try:
+        return parse_ffprobe(json.loads(result.stdout))
+    except (ValueError, TypeError) as e:
+        raise ProbeError(f"{path.name}: ffprobe answered something unreadable ({e})") from e

@@ -1,0 +1,271 @@
+"""A generated library on disk, scanned with real ffprobe into a real SQLite: queries, FTS,
+incremental rescans, renames that keep ids, unavailable tiers, organizing downloads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from sokoul_appliance.bus import EventBus
+from sokoul_appliance.host import Host
+from sokoul_appliance.library import LibraryManager, OrganizeError
+from sokoul_appliance.library.model import ROOT_FOLDER
+from sokoul_appliance.store.database import Store
+from tests.media_samples import SRT, make_video, need_ffmpeg
+
+MEDIA = "/srv/media/library"
+COLD = "/srv/cold/library"
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    need_ffmpeg()
+    d = tmp_path_factory.mktemp("samples")
+    return {
+        "mp4": make_video(d / "a.mp4"),
+        "mkv_hevc": make_video(d / "b.mkv", vcodec="libx265"),
+        "mkv": make_video(d / "c.mkv", seconds=1.0),
+    }
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = Store(tmp_path / "state" / "sokoul.db")
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def _place(root: Path, rel: str, sample: Path) -> Path:
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sample, target)
+    return target
+
+
+@pytest.fixture
+def tree(tmp_path: Path, samples: dict[str, Path]) -> Path:
+    root = tmp_path / "root"
+    lib = root / MEDIA.lstrip("/")
+    _place(lib, "Movies/Inception (2010)/Inception (2010).mp4", samples["mp4"])
+    (lib / "Movies/Inception (2010)/Inception (2010).en.srt").write_text(SRT)
+    (lib / "Movies/Inception (2010)/Inception (2010).fr.vtt").write_text("WEBVTT\n")
+    _place(lib, "Movies/The Dark Knight (2008)/The.Dark.Knight.2008.1080p.mkv", samples["mkv"])
+    _place(lib, "Shows/Severance/Season 02/Severance.S02E10.Cold.Harbor.mkv", samples["mkv_hevc"])
+    _place(lib, "Shows/Severance/Season 02/Severance.S02E09.mkv", samples["mkv"])
+    _place(lib, "Shows/Severance/Season 01/Severance.S01E01.mkv", samples["mkv"])
+    _place(lib, "Movies/Broken (2020)/Broken.2020.mkv", samples["mkv"]).write_bytes(b"not media")
+    _place(lib, "Movies/Inception (2010)/sample.mkv", samples["mkv"])  # a sample: skipped
+    (lib / "Movies/partial.mkv.part").write_bytes(b"x")
+    cold = root / COLD.lstrip("/")
+    _place(cold, "Movies/Heat (1995)/Heat.1995.1080p.BluRay.mkv", samples["mkv"])
+    return root
+
+
+def _manager(root: Path, store: Store, **kw: object) -> LibraryManager:
+    return LibraryManager(
+        Host(root), store, EventBus(), CollectorRegistry(), roots=(MEDIA, COLD), **kw
+    )  # type: ignore[arg-type]
+
+
+async def test_scan_finds_parses_and_probes_the_library(tree: Path, store: Store) -> None:
+    lib = _manager(tree, store)
+    result = await lib.scan()
+    assert (result.added, result.changed, result.removed, result.unchanged) == (7, 0, 0, 0)
+    assert result.probe_failures == 1
+    total, movies = await lib.items(kind="movie")
+    assert total == 4
+    assert [m.display_title for m in movies] == [
+        "Broken (2020)",
+        "Heat (1995)",
+        "Inception (2010)",
+        "The Dark Knight (2008)",
+    ]
+    inception = movies[2]
+    assert inception.id.startswith("it-") and "/" not in inception.id
+    assert inception.container is not None and "mp4" in inception.container
+    assert inception.video_codec == "h264"
+    assert (inception.width, inception.height) == (320, 240)
+    assert inception.duration is not None and 1.9 < inception.duration < 2.2
+    assert inception.media is not None and [a.codec for a in inception.media.audio] == ["aac"]
+    assert inception.mime_type == "video/mp4"
+    subs = inception.subtitles()
+    assert [(s.n, s.format, s.language, s.source) for s in subs] == [
+        (0, "srt", "en", "sidecar"),
+        (1, "vtt", "fr", "sidecar"),
+    ]
+    assert movies[1].root == COLD
+    broken = movies[0]
+    assert broken.probe_error is not None and broken.duration is None
+
+    shows = await lib.shows()
+    assert [(s.title, s.seasons, s.episodes) for s in shows] == [("Severance", 2, 3)]
+    seasons = await lib.seasons(shows[0].id)
+    assert [(s.number, s.episodes) for s in seasons] == [(1, 1), (2, 2)]
+    assert await lib.season(seasons[1].id) == seasons[1]
+    eps = await lib.episodes(shows[0].id, 2)
+    assert [(e.episode, e.episode_title, e.video_codec) for e in eps] == [
+        (9, None, "h264"),
+        (10, "Cold Harbor", "hevc"),
+    ]
+    assert eps[1].display_title == "Severance - S02E10 - Cold Harbor"
+
+    found = await lib.search("dark kni")
+    assert [i.title for i in found] == ["The Dark Knight"]
+    assert [i.episode for i in await lib.search("cold harbor")] == [10]
+    assert len(await lib.search("severance")) == 3
+    assert await lib.search("nothing like this") == []
+
+    top = await lib.folder(ROOT_FOLDER)
+    assert top is not None and top.children == 2  # Movies, Shows
+    names = [f.name for f in await lib.subfolders(ROOT_FOLDER)]
+    assert names == ["Movies", "Shows"]
+    movies_dir = (await lib.subfolders(ROOT_FOLDER))[0]
+    assert [f.name for f in await lib.subfolders(movies_dir.id)] == [
+        "Broken (2020)",
+        "Heat (1995)",
+        "Inception (2010)",
+        "The Dark Knight (2008)",
+    ]
+    recent = await lib.recently_added(limit=3)
+    assert len(recent) == 3
+    assert await lib.item(inception.id) == inception
+    assert await lib.item("../../etc/passwd") is None
+    assert await lib.item("it-0000000000000000") is None
+
+    snap = lib.snapshot()
+    assert snap["counts"] == {"movie": 4, "episode": 3, "other": 0}
+    assert snap["state"] == "ok"
+    assert snap["update_id"] == 1
+    samples = {
+        s.labels["kind"]: s.value
+        for m in lib.metrics.items.collect()
+        for s in m.samples
+    }  # fmt: skip
+    assert samples == {"movie": 4.0, "episode": 3.0, "other": 0.0}
+
+
+async def test_rescans_are_incremental_and_keep_ids(tree: Path, store: Store) -> None:
+    probes: list[Path] = []
+    from sokoul_appliance.library.probe import probe_file
+
+    async def counting_probe(host: Host, path: Path):  # type: ignore[no-untyped-def]
+        probes.append(path)
+        return await probe_file(host, path)
+
+    lib = _manager(tree, store, probe=counting_probe)
+    await lib.scan()
+    assert len(probes) == 7
+    before = {i.rel_path: i.id for i in (await lib.items(limit=100))[1]}
+
+    again = await lib.scan()
+    assert (again.added, again.changed, again.unchanged) == (0, 0, 7)
+    assert len(probes) == 7 and lib.update_id == 1
+
+    lib_dir = tree / MEDIA.lstrip("/")
+    old = lib_dir / "Shows/Severance/Season 01/Severance.S01E01.mkv"
+    new = lib_dir / "Shows/Severance/Season 01/Severance - S01E01 - Good News.mkv"
+    os.rename(old, new)
+    st = (lib_dir / "Movies/The Dark Knight (2008)/The.Dark.Knight.2008.1080p.mkv").stat()
+    os.utime(
+        lib_dir / "Movies/The Dark Knight (2008)/The.Dark.Knight.2008.1080p.mkv",
+        ns=(st.st_atime_ns, st.st_mtime_ns + 10**9),
+    )
+    (lib_dir / "Movies/Broken (2020)/Broken.2020.mkv").unlink()
+    third = await lib.scan()
+    assert (third.moved, third.changed, third.removed, third.added) == (1, 1, 1, 0)
+    assert len(probes) == 9
+    after = {i.rel_path: i.id for i in (await lib.items(limit=100))[1]}
+    renamed = "Shows/Severance/Season 01/Severance - S01E01 - Good News.mkv"
+    assert after[renamed] == before["Shows/Severance/Season 01/Severance.S01E01.mkv"]
+    dark = "Movies/The Dark Knight (2008)/The.Dark.Knight.2008.1080p.mkv"
+    assert after[dark] == before[dark]
+    assert len(after) == 6
+    assert lib.update_id == 2
+
+    # the cold tier goes away: its items stay, unavailable; they come back with the same id
+    cold = tree / COLD.lstrip("/")
+    cold.rename(tree / "cold-away")
+    await lib.scan()
+    assert lib.snapshot()["state"] == "degraded"
+    assert lib.snapshot()["counts"]["movie"] == 2
+    total, _ = await lib.items(include_unavailable=True)
+    assert total == 6
+    (tree / "cold-away").rename(cold)
+    await lib.scan()
+    assert lib.snapshot()["counts"]["movie"] == 3
+    assert {i.rel_path: i.id for i in (await lib.items(limit=100))[1]} == after
+
+    # an item moved by the storage room from cold to media keeps its id
+    heat = "Movies/Heat (1995)/Heat.1995.1080p.BluRay.mkv"
+    (lib_dir / heat).parent.mkdir(parents=True)
+    shutil.move(cold / heat, lib_dir / heat)
+    await lib.scan()
+    moved = {i.rel_path: i for i in (await lib.items(limit=100))[1]}
+    assert moved[heat].id == after[heat] and moved[heat].root == MEDIA
+
+
+async def test_organize_links_downloads_into_the_library(
+    tmp_path: Path, store: Store, samples: dict[str, Path]
+) -> None:
+    root = tmp_path / "root"
+    downloads = root / "srv/media/downloads"
+    rel = "Inception.2010.1080p.BluRay.x264-GRP"
+    _place(downloads, f"{rel}/inception.2010.1080p.mkv", samples["mkv"])
+    (downloads / rel / "Subs").mkdir()
+    (downloads / rel / "Subs/English.srt").write_text(SRT)
+    _place(downloads, f"{rel}/Sample/inception-sample.mkv", samples["mkv"])
+    _place(downloads, "Severance.S02E10.Cold.Harbor.2160p.WEB-DL-GRP.mkv", samples["mkv_hevc"])
+    (root / "srv/media/library").mkdir(parents=True)
+    lib = _manager(root, store)
+
+    ids = await lib.organize_download(f"/srv/media/downloads/{rel}")
+    assert len(ids) == 1
+    item = await lib.item(ids[0])
+    assert item is not None
+    assert item.rel_path == "Movies/Inception (2010)/Inception (2010).mkv"
+    assert [(t.format, t.source) for t in item.subtitles()] == [("srt", "sidecar")]
+    target = root / "srv/media/library" / item.rel_path
+    source = downloads / rel / "inception.2010.1080p.mkv"
+    assert os.path.samefile(target, source)  # a hard link: the torrent keeps seeding
+    assert (target.parent / "Inception (2010).en.srt").read_text() == SRT
+
+    ep_ids = await lib.organize_download(
+        "/srv/media/downloads/Severance.S02E10.Cold.Harbor.2160p.WEB-DL-GRP.mkv", link=False
+    )
+    ep = await lib.item(ep_ids[0])
+    assert ep is not None
+    assert ep.rel_path == "Shows/Severance/Season 02/Severance - S02E10 - Cold Harbor.mkv"
+    assert not (downloads / "Severance.S02E10.Cold.Harbor.2160p.WEB-DL-GRP.mkv").exists()
+
+    # organizing again is harmless; a different file under the same name is refused
+    assert await lib.organize_download(f"/srv/media/downloads/{rel}") == ids
+    other = downloads / "Inception.2010.720p.WEB-GRP.mkv"
+    shutil.copyfile(samples["mp4"], other)
+    with pytest.raises(OrganizeError, match="already in the library"):
+        await lib.organize_download("/srv/media/downloads/Inception.2010.720p.WEB-GRP.mkv")
+    with pytest.raises(ValueError):
+        await lib.organize_download("/srv/media/library/Movies")
+    with pytest.raises(ValueError):
+        await lib.organize_download("/srv/media/downloads/../library")
+
+
+async def test_start_scans_and_stop_ends_the_tasks(tree: Path, store: Store) -> None:
+    import asyncio
+
+    lib = _manager(tree, store)
+    assert lib.status()[0] == "starting"
+    await lib.start()
+    for _ in range(200):
+        if lib.last_scan is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert lib.status()[0] == "ok"
+    assert lib.snapshot()["counts"]["episode"] == 3
+    await lib.stop()
+    assert lib._tasks == []
