@@ -33,6 +33,7 @@ from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.system.identity import SystemIdentity
 from sokoul_appliance.systemd import SystemdClient
 from sokoul_appliance.thermal import ThermalGovernor
+from sokoul_appliance.vpn.manager import VpnManager
 from sokoul_appliance.web import build_app
 from sokoul_appliance.web.context import StatusSource, WebContext
 from sokoul_appliance.wizard.flow import Wizard
@@ -112,6 +113,7 @@ class Supervisor:
             self.hardware.ports,
             services=Services(panel=tuple(sorted({port for _, port in config.listen}))),
         )
+        self.vpn = VpnManager(self.host, self.bus, self.settings, self.metrics.registry)
         self.storage = StorageManager(
             self.host,
             self.store,
@@ -129,6 +131,7 @@ class Supervisor:
             self.identity,
             self.bus,
             self.storage,
+            {"network": self.network, "vpn": self.vpn},
         )
         self.health = HealthReporter(self.host, HealthInputs(config.board, config.state))
         self.thermal = ThermalGovernor(
@@ -143,7 +146,6 @@ class Supervisor:
         )
         s = self.settings
         planned = [
-            PlannedSubsystem("vpn", "VPN", s, "vpn.wireguard_conf"),
             PlannedSubsystem("library", "Library", s),
             PlannedSubsystem("downloads", "Downloads", s),
             PlannedSubsystem("dlna", "DLNA server", s),
@@ -160,6 +162,7 @@ class Supervisor:
             thermal=self.thermal,
             storage=self.storage,
             network=self.network,
+            vpn=self.vpn,
             health=self.health,
             logs=self.logs,
             metrics=self.metrics,
@@ -177,6 +180,7 @@ class Supervisor:
             self.thermal,
             self.storage,
             self.network,
+            self.vpn,
             self.wizard,
             *planned,
         ]
@@ -244,6 +248,7 @@ class Supervisor:
             ("thermal governor", self.thermal.start, self.thermal.stop),
             ("storage", self.storage.start, self.storage.stop),
             ("network", self.network.start, self.network.stop),
+            ("VPN", self.vpn.start, self.vpn.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -309,7 +309,7 @@ class VpnManager:
             peer = cfg.peers[0].endpoint if cfg.peers else "?"
             self._set(
                 DOWN,
-                f"Config valid (server {peer}); this is a simulated board, so the tunnel is "
+                f"Simulated board (read-only): config valid (server {peer}); the tunnel is "
                 "not brought up.",
             )
         return cfg

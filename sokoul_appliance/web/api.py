@@ -248,6 +248,7 @@ class Api:
                 "ports": ports,
                 "plan": plan,
                 "manager": manager,
+                "vpn": self.ctx.vpn.snapshot(),
                 "state": manager["state"],
                 "detail": manager["detail"],
             }

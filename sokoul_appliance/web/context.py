@@ -19,6 +19,7 @@ from sokoul_appliance.network.manager import NetworkManager
 from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.thermal import ThermalGovernor
+from sokoul_appliance.vpn.manager import VpnManager
 from sokoul_appliance.wizard.flow import Wizard
 
 
@@ -41,6 +42,7 @@ class WebContext:
     thermal: ThermalGovernor
     storage: StorageManager
     network: NetworkManager
+    vpn: VpnManager
     health: HealthReporter
     logs: RecentLogs
     metrics: SupervisorMetrics

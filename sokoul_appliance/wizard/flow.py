@@ -44,6 +44,13 @@ class HardwareView(Protocol):
     def drives(self) -> list[dict[str, Any]]: ...
 
 
+APPLY_WAIT = 10.0
+
+
+class StatusLike(Protocol):
+    def status(self) -> tuple[str, str]: ...
+
+
 class StorageApplier(Protocol):
     read_only: bool
 
@@ -94,8 +101,10 @@ class Wizard:
         identity: SystemIdentity,
         bus: EventBus,
         storage: StorageApplier | None = None,
+        managers: dict[str, StatusLike] | None = None,
     ) -> None:
         self._storage = storage
+        self._managers = managers or {}
         self._store = store
         self._settings = settings
         self._accounts = accounts
@@ -383,27 +392,18 @@ class Wizard:
         net = a["network"]
         await self._settings.update({"network.plan": net})
         results.append(
-            ApplyResult(
+            await self._outcome(
                 "Network ports",
-                "stored",
-                f"Saved: internet on {net['internet_port']}, streaming on "
-                f"{net['streaming_port']} ({net['streaming_subnet']}). The network manager "
-                "that configures the ports is not part of this build yet; the ports keep "
-                "their current (DHCP) setup until it is.",
+                "network",
+                f"internet on {net['internet_port']}, streaming on {net['streaming_port']} "
+                f"({net['streaming_subnet']}, DHCP for TVs)",
             )
         )
         storage = a["storage"]
         await self._settings.update({"storage.plan": storage})
         results.append(await self._apply_storage(storage))
         if self._settings.get("vpn.wireguard_conf"):
-            results.append(
-                ApplyResult(
-                    "WireGuard VPN",
-                    "stored",
-                    "Config checked and saved. The VPN manager that brings up the tunnel is "
-                    "not part of this build yet; no traffic uses it.",
-                )
-            )
+            results.append(await self._outcome("WireGuard VPN", "vpn", "config checked"))
         else:
             results.append(ApplyResult("WireGuard VPN", "applied", "No VPN configured."))
         key_set = bool(self._settings.get("content.tmdb_api_key"))
@@ -421,6 +421,25 @@ class Wizard:
         self._bus.publish(SetupCompleted("wizard"))
         log.info("setup wizard applied: %s", ", ".join(f"{r.item}={r.status}" for r in results))
         return results
+
+    async def _outcome(self, item: str, manager: str, saved: str) -> ApplyResult:
+        """The choice is saved; the manager that owns it applies it on the settings change.
+        Wait (up to APPLY_WAIT s) for its verdict and report that, not a hope."""
+        source = self._managers.get(manager)
+        if source is None:
+            return ApplyResult(
+                item, "stored", f"Saved: {saved}. Its manager is not part of this build yet."
+            )
+        deadline = time.monotonic() + APPLY_WAIT
+        state, detail = source.status()
+        while state in ("waiting", "not_configured", "degraded") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            state, detail = source.status()
+        if state == "ok":
+            return ApplyResult(item, "applied", detail)
+        if state == "error":
+            return ApplyResult(item, "failed", detail)
+        return ApplyResult(item, "stored", f"Saved: {saved}. {detail}")
 
     async def _apply_storage(self, storage: dict[str, Any]) -> ApplyResult:
         media = storage["media_drive"]

@@ -180,9 +180,11 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
     assert by_item["Admin account"]["status"] == "applied"
     # the simulated board is read-only; the managers of later issues only store the choice
     assert by_item["Hostname and timezone"]["status"] == "stored"
-    for item in ("Network ports", "WireGuard VPN", "Content sources"):
+    assert by_item["Content sources"]["status"] == "stored"
+    assert "not part of this build" in by_item["Content sources"]["detail"]
+    for item in ("Network ports", "WireGuard VPN"):  # their managers are read-only here
         assert by_item[item]["status"] == "stored", by_item[item]
-        assert "not part of this build" in by_item[item]["detail"]
+        assert "Simulated board (read-only)" in by_item[item]["detail"], by_item[item]
     assert by_item["Drives"]["status"] == "stored"
     assert "Simulated board (read-only): no drive was formatted" in by_item["Drives"]["detail"]
 

@@ -75,6 +75,7 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
             "STATUS=starting thermal governor",
             "STATUS=starting storage",
             "STATUS=starting network",
+            "STATUS=starting VPN",
             "STATUS=starting web",
         ]
         deadline = time.monotonic() + 10
