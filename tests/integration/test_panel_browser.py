@@ -549,6 +549,9 @@ def check_every_page(
         expect(tid(page, "network-plan")).to_contain_text(net["plan"]["streaming_subnet"])
     for p in ports:
         expect(tid(page, "ports-table")).to_contain_text(p["name"])
+    # the VPN the wizard configured: checked, shown, not brought up on a simulated board
+    expect(tid(page, "vpn-state")).to_have_text("Down")
+    expect(tid(page, "vpn-facts")).to_contain_text("Simulated board (read-only)")
     # the firewall the plan gives, and a change refused on a simulated board
     expect(tid(page, "rule-row")).to_have_count(len(net["manager"]["firewall"]["rules"]))
     expect(page.locator("[data-testid=rule-row]", has_text="ssh")).to_contain_text("Blocked")

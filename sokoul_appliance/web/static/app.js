@@ -1374,6 +1374,7 @@ const PAGE_RENDERERS = {
             )
           : h("p", { class: "muted", dataset: tid("network-plan") }, "No network plan is saved."),
         networkManagerBlocks(d.manager || {}),
+        vpnBlock(d.vpn),
       ];
     });
   },
@@ -1706,6 +1707,32 @@ function networkManagerBlocks(m) {
     );
   }
   return h("div", { class: "network-manager" }, blocks);
+}
+
+/** The WireGuard split tunnel for downloads: state, handshake, exit address, kill switch. */
+function vpnBlock(v) {
+  if (!v) return h("div", { class: "vpn" });
+  const kv = (label, value, testid) => h("div", { class: "kv" }, h("dt", null, label), h("dd", testid ? { dataset: tid(testid) } : null, value));
+  const age = v.handshake_age_s;
+  const pf = v.port_forwarding || {};
+  const words = { up: "Up", down: "Down", connecting: "Connecting", not_configured: "Not configured" };
+  return h(
+    "div",
+    { class: "vpn" },
+    h("h2", { class: "section-title" }, "VPN (downloads only)"),
+    h(
+      "dl",
+      { class: "facts", dataset: tid("vpn-facts") },
+      kv("State", words[v.state] || v.state || "—", "vpn-state"),
+      kv("Detail", v.detail || "—"),
+      kv("Server", v.endpoint || "—"),
+      kv("Last handshake", age === null || age === undefined ? "—" : `${Math.round(age)} s ago`),
+      kv("Exit address", v.exit_ip ? `${v.exit_ip} (internet port: ${v.internet_ip || "?"})` : "—"),
+      kv("Forwarded port", v.forwarded_port ? String(v.forwarded_port) : "—"),
+      kv("Kill switch", `${v.killswitch_drops || 0} packets stopped`),
+    ),
+    pf.error ? h("p", { class: "hint" }, `Port forwarding: ${pf.error}`) : null,
+  );
 }
 
 /** The storage manager: tiers in use, migrations, last actions, and setting up a drive. */
