@@ -13,8 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+def IPRoute() -> Any:  # stands for pyroute2's class
+    """pyroute2 is imported on first use, in the worker thread: most boots (no network plan
+    yet, or a simulated board) never need it, and its import costs seconds under emulation."""
+    from pyroute2 import IPRoute as _IPRoute  # type: ignore[import-untyped]
+
+    return _IPRoute()
+
+
+def _is_netlink_error(e: BaseException) -> bool:
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+    return isinstance(e, NetlinkError)
+
 
 AF_INET = 2
 # the supervisor's own routes and addresses carry this protocol number (RTPROT_STATIC)
@@ -45,14 +57,14 @@ class LinkState:
         }
 
 
-def _index(ipr: IPRoute, ifname: str) -> int:
+def _index(ipr: Any, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:
         raise LiveNetworkError(f"interface {ifname} not found")
     return int(found[0])
 
 
-def _ipv4(ipr: IPRoute, index: int) -> list[str]:
+def _ipv4(ipr: Any, index: int) -> list[str]:
     return [
         f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
         for a in ipr.get_addr(index=index, family=AF_INET)
@@ -122,8 +134,10 @@ class LiveNetwork:
     async def _call(self, fn: Any, *args: Any) -> Any:
         try:
             return await asyncio.wait_for(asyncio.to_thread(fn, *args), self._timeout)
-        except NetlinkError as e:
-            raise LiveNetworkError(f"netlink refused the change: {e}") from e
+        except Exception as e:
+            if _is_netlink_error(e):
+                raise LiveNetworkError(f"netlink refused the change: {e}") from e
+            raise
 
     async def read(self, names: Sequence[str]) -> dict[str, LinkState]:
         result: dict[str, LinkState] = await self._call(_read, list(names))
