@@ -103,3 +103,12 @@ class ThermalStateChanged:
 @dataclass(frozen=True)
 class VpnPortForwarded:
     port: int  # the external port (TCP and UDP) to listen on and announce; 0: no forwarded port
+
+
+# torrent room (sokoul_appliance/torrent/): a download finished (every wanted piece verified);
+# the library room moves/links it into the library, the torrent keeps seeding from it
+@dataclass(frozen=True)
+class DownloadFinished:
+    torrent: str  # info hash (hex), the engine's torrent id
+    name: str
+    paths: tuple[str, ...]  # appliance paths of the downloaded files (or real paths when simulated)
