@@ -154,7 +154,14 @@ class LtSession:
             pack["download_rate_limit"] = int(changes["download_limit"])
         if "upload_limit" in changes:
             pack["upload_rate_limit"] = int(changes["upload_limit"])
-        self._s.apply_settings(pack)
+        if pack:
+            self._s.apply_settings(pack)
+        if "paused" in changes:
+            # the session-wide pause (thermal, storage): torrents keep their own paused flags
+            if changes["paused"]:
+                self._s.pause()
+            else:
+                self._s.resume()
 
     def settings(self) -> dict[str, Any]:
         p = self._s.get_settings()
@@ -166,6 +173,7 @@ class LtSession:
             "natpmp": bool(p["enable_natpmp"]),
             "download_limit": int(p["download_rate_limit"]),
             "upload_limit": int(p["upload_rate_limit"]),
+            "paused": bool(self._s.is_paused()),
         }
 
     def listen_port(self) -> int:

@@ -388,7 +388,7 @@ class Engine:
         if "listen_port" in req.args:
             changes["listen_port"] = req.int_arg("listen_port")
             changes["listen_interface"] = req.args.get("listen_interface", "0.0.0.0")
-        for k in ("dht", "lsd", "upnp", "natpmp"):
+        for k in ("dht", "lsd", "upnp", "natpmp", "paused"):
             if k in req.args:
                 changes[k] = req.bool_arg(k)
         for k in ("download_limit", "upload_limit"):

@@ -1,0 +1,553 @@
+"""TorrentManager: the supervisor's side of the torrent engine.
+
+It starts the engine process (a child it owns and stops by PID; on the appliance a systemd unit
+in the VPN namespace later), talks to it over the Unix socket (``client.py``: asyncio only, no
+libtorrent in this process), follows the engine's status stream, and applies the other rooms'
+requests: the thermal governor's rate factor and heavy-work pause, storage degraded/recovered,
+the VPN's forwarded port. ``snapshot()`` feeds the Downloads page, metrics go to the registry.
+
+On a simulated board (``host.live`` False) the engine still runs, with its downloads under the
+state dir and listening on 127.0.0.1 only: that changes nothing on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from sokoul_appliance.bus import EventBus
+from sokoul_appliance.events import (
+    DownloadFinished,
+    PauseHeavyWork,
+    ResumeHeavyWork,
+    StorageDegraded,
+    StorageRecovered,
+    TorrentLimitRequest,
+    VpnPortForwarded,
+)
+from sokoul_appliance.host import Host
+from sokoul_appliance.storage.placement import StorageUnavailable
+from sokoul_appliance.torrent.client import (
+    EngineClient,
+    EngineError,
+    EngineUnavailable,
+    status_stream,
+)
+
+log = logging.getLogger("sokoul.torrent")
+
+MIN_LIMIT = 64 * 1024  # bytes/s: a throttled engine still trickles
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class DownloadsPlace(Protocol):
+    """What the manager needs from the storage room."""
+
+    def downloads_dir(self) -> str: ...
+
+    async def mark_done_seeding(self, torrent: str, paths: list[str]) -> None: ...
+
+
+class SettingsView(Protocol):
+    def get(self, key: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class TorrentConfig:
+    state_dir: Path  # engine state (resume data), its socket and its log
+    python: str = sys.executable
+    listen_interface: str | None = None  # None: 0.0.0.0 on the appliance, 127.0.0.1 simulated
+    listen_port: int = 6881
+    download_limit: int = 0  # bytes/s, 0 = unlimited (a setting overrides it when present)
+    upload_limit: int = 0
+    # when the configured limit is "unlimited", the thermal factor scales this instead
+    thermal_base_limit: int = 50 * 1024 * 1024
+    seed_ratio: float = 0.0  # 0: seed without a ratio goal
+    seed_hours: float = 0.0  # 0: seed without a time goal
+    netns: str | None = None  # run the engine with `ip netns exec NETNS` (appliance only)
+    assumed_bitrate: int = 1_000_000  # bytes/s, for buffer seconds when a stream gave none
+    resume_interval: float = 60.0
+    start_timeout: float = 30.0
+
+
+class TorrentManager:
+    name = "downloads"
+    title = "Downloads"
+
+    def __init__(
+        self,
+        host: Host,
+        bus: EventBus,
+        settings: SettingsView,
+        registry: CollectorRegistry,
+        storage: DownloadsPlace,
+        config: TorrentConfig,
+    ) -> None:
+        self._host = host
+        self._bus = bus
+        self._settings = settings
+        self._storage = storage
+        self.config = config
+        self.socket_path = config.state_dir / "engine.sock"
+        self._client = EngineClient(self.socket_path)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._restarts = 0
+        self._engine_error = ""
+        self._torrents: list[dict[str, Any]] = []
+        self._session: dict[str, Any] = {}
+        self._factor = 1.0
+        self._factor_reason = ""
+        self._paused_by: dict[str, str] = {}  # "thermal" | "storage" -> reason
+        self._forwarded_port = 0
+        self._seen_download: dict[str, int] = {}
+        self._finished_at: dict[str, float] = {}
+        self._m_bytes = Counter(
+            "sokoul_download_bytes",
+            "Payload bytes downloaded by the torrent engine",
+            registry=registry,
+        )
+        self._m_rate = Gauge(
+            "sokoul_download_rate_bytes",
+            "Current download rate of all torrents, bytes per second",
+            registry=registry,
+        )
+        self._m_peers = Gauge(
+            "sokoul_torrent_peers_connected", "Peers connected to all torrents", registry=registry
+        )
+        self._m_ratio = Gauge(
+            "sokoul_torrent_seed_ratio",
+            "Uploaded / downloaded over all torrents in the engine",
+            registry=registry,
+        )
+        self._m_buffer = Gauge(
+            "sokoul_stream_buffer_seconds",
+            "Seconds of media buffered ahead of the slowest open stream (0: none open)",
+            registry=registry,
+        )
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def simulated(self) -> bool:
+        return not self._host.live
+
+    def downloads_path(self) -> Path:
+        """Where new downloads go (real path); StorageUnavailable while the media drive is down.
+        Simulated board: under the state dir."""
+        if self.simulated:
+            p = self.config.state_dir / "downloads"
+            p.mkdir(parents=True, exist_ok=True)
+            return p
+        return self._host.path(self._storage.downloads_dir())
+
+    def _appliance_path(self, real: Path) -> str:
+        if self.simulated:
+            return str(real)
+        return "/" + str(real.relative_to(self._host.root))
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="torrent-engine"),
+            asyncio.create_task(self._follow_bus(), name="torrent-bus"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks = []
+        await self._client.close()
+        await self._stop_engine()
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def _argv(self, downloads: Path) -> list[str]:
+        iface = self.config.listen_interface or ("127.0.0.1" if self.simulated else "0.0.0.0")
+        port = self._forwarded_port or self.config.listen_port
+        argv = [
+            self.config.python, "-m", "sokoul_appliance.torrent.engine",
+            "--state", str(self.config.state_dir), "--socket", str(self.socket_path),
+            "--downloads", str(downloads), "--listen-interface", iface,
+            "--listen-port", str(port), "--resume-interval", str(self.config.resume_interval),
+        ]  # fmt: skip
+        if self.config.netns and not self.simulated:
+            argv = ["ip", "netns", "exec", self.config.netns, *argv]
+        return argv
+
+    async def _spawn_engine(self) -> None:
+        try:
+            downloads = self.downloads_path()
+        except StorageUnavailable as e:
+            # the engine still starts (its torrents stay paused until the drive is back)
+            self._paused_by["storage"] = str(e)
+            downloads = self.config.state_dir / "downloads-unavailable"
+        self.socket_path.unlink(missing_ok=True)
+        logfile = open(self.config.state_dir / "engine.log", "ab")  # noqa: SIM115 (child owns it)
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._argv(downloads),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=logfile,
+                cwd=str(Path(__file__).resolve().parents[2]),
+                start_new_session=True,
+            )
+        finally:
+            logfile.close()
+        deadline = time.monotonic() + self.config.start_timeout
+        while not await asyncio.to_thread(_accepting, self.socket_path):
+            if self._proc.returncode is not None or time.monotonic() > deadline:
+                raise EngineUnavailable(
+                    "The torrent engine did not start; its log is "
+                    f"{self.config.state_dir / 'engine.log'}."
+                )
+            await asyncio.sleep(0.1)
+        log.info("torrent engine up (pid %d)", self._proc.pid)
+
+    async def _stop_engine(self) -> None:
+        proc, self._proc = self._proc, None
+        self._ready.clear()
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)  # the engine saves resume data, then exits
+        try:
+            await asyncio.wait_for(proc.wait(), 25)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+    async def _supervise(self) -> None:
+        """Start the engine, follow its status; restart it (with backoff) when it dies."""
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._spawn_engine()
+                await self._client.close()
+                self._seen_download = {}
+                await self._apply_all()
+                self._ready.set()
+                self._engine_error = ""
+                failures = 0
+                await self._follow_status()
+            except (EngineError, OSError) as e:
+                self._engine_error = str(e)
+                log.error("torrent engine: %s", e)
+            self._ready.clear()
+            proc = self._proc
+            if proc is not None and proc.returncode is None:
+                # the stream broke but the process lives on: stop it before starting another
+                await self._stop_engine()
+            elif proc is not None:
+                self._engine_error = f"The torrent engine exited ({proc.returncode}); restarting."
+                log.error("%s", self._engine_error)
+            self._proc = None
+            if self._stopping:
+                return
+            self._restarts += 1
+            await asyncio.sleep(RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)])
+            failures += 1
+
+    async def _follow_status(self) -> None:
+        async for ev in status_stream(self.socket_path, interval=1.0):
+            kind = ev.get("event")
+            if kind == "status":
+                self._torrents = list(ev.get("torrents", []))
+                self._update_metrics()
+                await self._check_seeding_goals()
+            elif kind == "finished":
+                await self._finished(str(ev.get("torrent")))
+            elif kind == "error":
+                log.warning("torrent %s: %s", ev.get("torrent"), ev.get("message"))
+
+    # -- requests from other rooms --------------------------------------------------------
+    async def _follow_bus(self) -> None:
+        types = (
+            TorrentLimitRequest,
+            PauseHeavyWork,
+            ResumeHeavyWork,
+            StorageDegraded,
+            StorageRecovered,
+            VpnPortForwarded,
+        )
+        with self._bus.subscribe(*types) as sub:
+            while True:
+                event = await sub.get()
+                self._note(event)
+                if self._ready.is_set():
+                    with contextlib.suppress(EngineError):
+                        await self._apply_all()
+
+    def _note(self, event: Any) -> None:
+        if isinstance(event, TorrentLimitRequest):
+            self._factor = max(0.0, event.factor)
+            self._factor_reason = event.reason if event.factor < 1.0 else ""
+        elif isinstance(event, PauseHeavyWork):
+            self._paused_by["thermal"] = event.reason
+        elif isinstance(event, ResumeHeavyWork):
+            self._paused_by.pop("thermal", None)
+        elif isinstance(event, StorageDegraded) and event.role == "media":
+            self._paused_by["storage"] = event.reason
+        elif isinstance(event, StorageRecovered) and event.role == "media":
+            self._paused_by.pop("storage", None)
+        elif isinstance(event, VpnPortForwarded):
+            self._forwarded_port = event.port
+
+    def configured_limits(self) -> tuple[int, int]:
+        down = _setting(self._settings, "torrent.download_limit", self.config.download_limit)
+        up = _setting(self._settings, "torrent.upload_limit", self.config.upload_limit)
+        return int(down), int(up)
+
+    def effective_limits(self) -> tuple[int, int]:
+        """The configured limits scaled by the thermal governor's factor (0 = unlimited)."""
+        out = []
+        for limit in self.configured_limits():
+            if self._factor >= 1.0:
+                out.append(limit)
+            else:
+                base = limit or self.config.thermal_base_limit
+                out.append(max(MIN_LIMIT, int(base * self._factor)))
+        return out[0], out[1]
+
+    async def _apply_all(self) -> None:
+        down, up = self.effective_limits()
+        iface = self.config.listen_interface or ("127.0.0.1" if self.simulated else "0.0.0.0")
+        self._session = await self._client.request(
+            "settings",
+            download_limit=down,
+            upload_limit=up,
+            paused=bool(self._paused_by),
+            listen_port=self._forwarded_port or self.config.listen_port,
+            listen_interface=iface,
+        )
+
+    # -- seeding goals and finished downloads ---------------------------------------------
+    async def _finished(self, tid: str) -> None:
+        self._finished_at.setdefault(tid, time.monotonic())
+        t = next((t for t in self._torrents if t["id"] == tid), None)
+        try:
+            files = await self._client.request("files", torrent=tid)
+        except EngineError as e:
+            log.warning("finished torrent %s: %s", tid, e)
+            return
+        save = Path(t["save_path"]) if t else self.downloads_path()
+        paths = tuple(
+            self._appliance_path(save / f["path"])
+            for f in files
+            if f["priority"] > 0 and not f["pad"]
+        )
+        self._bus.publish(DownloadFinished(tid, t["name"] if t else tid, paths))
+
+    async def _check_seeding_goals(self) -> None:
+        ratio_goal, hours_goal = self.config.seed_ratio, self.config.seed_hours
+        if not ratio_goal and not hours_goal:
+            return
+        for t in self._torrents:
+            if t["state"] != "seeding":
+                continue
+            tid = t["id"]
+            since = self._finished_at.setdefault(tid, time.monotonic())
+            ratio = t["all_time_upload"] / max(1, t["total_wanted"])
+            if (ratio_goal and ratio >= ratio_goal) or (
+                hours_goal and time.monotonic() - since >= hours_goal * 3600
+            ):
+                await self._done_seeding(t)
+
+    async def _done_seeding(self, t: dict[str, Any]) -> None:
+        files = await self._client.request("files", torrent=t["id"])
+        top = {Path(f["path"]).parts[0] for f in files}
+        paths = [self._appliance_path(Path(t["save_path"]) / p) for p in sorted(top)]
+        await self._client.request("remove", torrent=t["id"], delete_files=False)
+        self._finished_at.pop(t["id"], None)
+        if not self.simulated:
+            await self._storage.mark_done_seeding(t["id"], paths)
+        log.info("seeding goal met: %s removed from the engine", t["name"])
+
+    # -- metrics ----------------------------------------------------------------------------
+    def _update_metrics(self) -> None:
+        rate = peers = up = down = 0
+        buffers: list[float] = []
+        for t in self._torrents:
+            rate += t["download_rate"]
+            peers += t["peers"]
+            up += t["all_time_upload"]
+            down += t["all_time_download"]
+            seen = self._seen_download.get(t["id"], 0)
+            if t["session_download"] > seen:
+                self._m_bytes.inc(t["session_download"] - seen)
+            self._seen_download[t["id"]] = t["session_download"]
+            for s in t.get("streams", []):
+                secs = s["buffer_seconds"]
+                if secs is None:
+                    secs = s["buffered_bytes"] / max(1, self.config.assumed_bitrate)
+                buffers.append(float(secs))
+        self._m_rate.set(rate)
+        self._m_peers.set(peers)
+        self._m_ratio.set(up / down if down else 0.0)
+        self._m_buffer.set(min(buffers) if buffers else 0.0)
+
+    # -- the panel's view -----------------------------------------------------------------
+    def status(self) -> tuple[str, str]:
+        if self._engine_error and not self._ready.is_set():
+            return "error", self._engine_error
+        if not self._ready.is_set():
+            return "starting", "Starting the torrent engine."
+        if "storage" in self._paused_by:
+            return "degraded", "Downloads are paused: " + self._paused_by["storage"]
+        if "thermal" in self._paused_by:
+            return "degraded", "Downloads are paused to cool down: " + self._paused_by["thermal"]
+        active = sum(1 for t in self._torrents if t["state"] == "downloading" and not t["paused"])
+        detail = f"{len(self._torrents)} torrent(s), {active} downloading."
+        if self._factor < 1.0:
+            detail += f" Speed limited to {self._factor:.0%}: {self._factor_reason}"
+        return "ok", detail
+
+    def snapshot(self) -> dict[str, Any]:
+        state, detail = self.status()
+        down, up = self.effective_limits()
+        return {
+            "state": state,
+            "detail": detail,
+            "simulated": self.simulated,
+            "engine": {
+                "running": self._ready.is_set(),
+                "pid": self._proc.pid if self._proc else None,
+                "restarts": self._restarts,
+                "error": self._engine_error,
+                "listen_port": self._forwarded_port or self.config.listen_port,
+                "session": self._session,
+            },
+            "paused_by": dict(self._paused_by),
+            "limits": {
+                "configured": dict(
+                    zip(("download", "upload"), self.configured_limits(), strict=True)
+                ),
+                "effective": {"download": down, "upload": up},
+                "factor": self._factor,
+                "reason": self._factor_reason,
+            },
+            "torrents": [_row(t) for t in self._torrents],
+        }
+
+    # -- actions (the API's routes) -------------------------------------------------------
+    async def _call(self, op: str, **args: Any) -> Any:
+        if not self._ready.is_set():
+            raise EngineUnavailable("The torrent engine is not running yet; try again shortly.")
+        return await self._client.request(op, **args)
+
+    async def add(
+        self,
+        *,
+        magnet: str | None = None,
+        torrent: bytes | None = None,
+        url: str | None = None,
+        paused: bool = False,
+    ) -> str:
+        """Add one of magnet / .torrent bytes / .torrent URL; returns the torrent id.
+        Raises StorageUnavailable (media drive down) or EngineError (bad input, message for a
+        person)."""
+        save_path = self.downloads_path()
+        args: dict[str, Any] = {"save_path": str(save_path), "paused": paused}
+        if magnet is not None:
+            args["magnet"] = magnet
+        if torrent is not None:
+            args["torrent"] = base64.b64encode(torrent).decode()
+        if url is not None:
+            args["url"] = url
+        result = await self._call("add", reply_timeout=40.0, **args)
+        return str(result["torrent"])
+
+    async def pause(self, torrent: str) -> None:
+        await self._call("pause", torrent=torrent)
+
+    async def resume(self, torrent: str) -> None:
+        await self._call("resume", torrent=torrent)
+
+    async def remove(self, torrent: str, delete_files: bool = False) -> None:
+        await self._call("remove", torrent=torrent, delete_files=delete_files)
+
+    async def set_torrent_limits(self, torrent: str, download: int, upload: int) -> None:
+        await self._call("torrent_limits", torrent=torrent, download_limit=download,
+                         upload_limit=upload)  # fmt: skip
+
+    async def files(self, torrent: str) -> list[dict[str, Any]]:
+        return list(await self._call("files", torrent=torrent))
+
+    async def set_file_priorities(self, torrent: str, priorities: list[int]) -> None:
+        await self._call("file_priorities", torrent=torrent, priorities=priorities)
+
+    async def open_stream(self, torrent: str, file: int, bitrate: int = 0) -> dict[str, Any]:
+        """Start streaming file ``file``: header, footer and prebuffer first. Returns size/path."""
+        return dict(await self._call("open_stream", torrent=torrent, file=file, bitrate=bitrate))
+
+    async def read(
+        self, torrent: str, file: int, offset: int, length: int, timeout: float = 30.0
+    ) -> bytes:
+        """File bytes [offset, offset+length) once their pieces are verified; EngineError
+        ("Timed out ...") when they do not arrive in time. Never unverified bytes."""
+        r = await self._call(
+            "read", torrent=torrent, file=file, offset=offset, length=length, timeout=timeout
+        )
+        return base64.b64decode(r["data"])
+
+    async def close_stream(self, torrent: str, file: int) -> None:
+        await self._call("close_stream", torrent=torrent, file=file)
+
+    async def engine_request(self, op: str, **args: Any) -> Any:
+        """Any other protocol op (tests, tools)."""
+        return await self._call(op, **args)
+
+
+def _row(t: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": t["id"],
+        "name": t["name"],
+        "state": "paused" if t["paused"] and t["state"] != "error" else t["state"],
+        "progress": t["progress"],
+        "download_rate": t["download_rate"],
+        "upload_rate": t["upload_rate"],
+        "peers": t["peers"],
+        "seeds": t["seeds"],
+        "eta": t["eta"],
+        "size": t["total_wanted"],
+        "done": t["total_done"],
+        "ratio": round(t["all_time_upload"] / t["total_wanted"], 3) if t["total_wanted"] else 0.0,
+        "playable": t["playable"],
+        "error": t["error"],
+        "streams": t.get("streams", []),
+    }
+
+
+def _setting(settings: SettingsView, key: str, default: int) -> int:
+    try:
+        value = settings.get(key)
+    except KeyError:
+        return default
+    return int(value) if isinstance(value, int) and value >= 0 else default
+
+
+def _accepting(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        return s.connect_ex(str(path)) == 0
