@@ -112,3 +112,13 @@ class DownloadFinished:
     torrent: str  # info hash (hex), the engine's torrent id
     name: str
     paths: tuple[str, ...]  # appliance paths of the downloaded files (or real paths when simulated)
+
+
+# library room (sokoul_appliance/library/): the library changed (a scan added, changed or
+# removed items); the DLNA ContentDirectory bumps SystemUpdateID to update_id
+@dataclass(frozen=True)
+class LibraryUpdated:
+    update_id: int
+    added: int
+    changed: int  # changed or moved (renamed, another tier)
+    removed: int

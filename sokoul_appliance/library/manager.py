@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,7 +25,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from sokoul_appliance.bus import EventBus
-from sokoul_appliance.events import StorageItemMoved, StorageItemsRemoved, StorageRecovered
+from sokoul_appliance.events import (
+    DownloadFinished,
+    LibraryUpdated,
+    StorageItemMoved,
+    StorageItemsRemoved,
+    StorageRecovered,
+)
 from sokoul_appliance.host import Host
 from sokoul_appliance.library.files import FileFacts, walk_root
 from sokoul_appliance.library.metrics import LibraryMetrics
@@ -41,7 +48,7 @@ from sokoul_appliance.library.model import (
 )
 from sokoul_appliance.library.naming import EPISODE, MOVIE, OTHER, ParsedName, normalize_title
 from sokoul_appliance.library.naming import parse_name as guess
-from sokoul_appliance.library.organize import Placed, organize
+from sokoul_appliance.library.organize import OrganizeError, Placed, organize
 from sokoul_appliance.library.probe import MediaInfo, ProbeError, probe_file
 from sokoul_appliance.store.database import Store
 
@@ -121,6 +128,7 @@ class LibraryManager:
         self.scanning = False
         self._counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._missing_roots: tuple[str, ...] = ()
+        self.organize_problems: deque[dict[str, Any]] = deque(maxlen=20)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -153,10 +161,43 @@ class LibraryManager:
                 self.last_error = f"The last library scan failed: {e}"
 
     async def _listen(self) -> None:
-        with self.bus.subscribe(StorageItemMoved, StorageItemsRemoved, StorageRecovered) as sub:
+        with self.bus.subscribe(
+            StorageItemMoved, StorageItemsRemoved, StorageRecovered, DownloadFinished
+        ) as sub:
             while True:
-                await sub.get()
-                self._rescan.set()
+                event = await sub.get()
+                if isinstance(event, DownloadFinished):
+                    await self._organize_finished(event)
+                else:
+                    self._rescan.set()
+
+    def _download_entry(self, path: str) -> str | None:
+        """The top entry under downloads/ (the torrent's folder, or its single file) that
+        holds ``path`` (an appliance path, or a real path under a simulated root)."""
+        real_root = str(self.host.root)
+        if not self.host.live and path.startswith(real_root + "/"):
+            path = path[len(real_root) :]
+        rel = (
+            PurePosixPath(path).relative_to(self.downloads)
+            if path.startswith(self.downloads + "/")
+            else None
+        )
+        if rel is None or not rel.parts or ".." in rel.parts:
+            return None
+        return f"{self.downloads}/{rel.parts[0]}"
+
+    async def _organize_finished(self, event: DownloadFinished) -> None:
+        entries = sorted({e for p in event.paths if (e := self._download_entry(p))})
+        for entry in entries:
+            try:
+                ids = await self.organize_download(entry)
+                log.info("organized %s: %d item(s)", entry, len(ids))
+            except (OrganizeError, OSError, ValueError) as e:
+                log.warning("could not organize %s: %s", entry, e)
+                self.organize_problems.append(
+                    {"torrent": event.torrent, "name": event.name, "problem": str(e),
+                     "at": time.time()}
+                )  # fmt: skip
 
     # ---- status ----------------------------------------------------------------------------
 
@@ -185,6 +226,7 @@ class LibraryManager:
             "last_scan": None if self.last_scan is None else self.last_scan.to_dict(),
             "last_scan_at": self.last_scan_at,
             "update_id": self.update_id,
+            "organize_problems": list(self.organize_problems),
         }
 
     async def _refresh_counts(self) -> None:
@@ -293,6 +335,14 @@ class LibraryManager:
         )
         if fresh_paths or gone or touched:
             self.update_id += 1
+            self.bus.publish(
+                LibraryUpdated(
+                    self.update_id,
+                    result.added,
+                    result.changed + result.moved + touched,
+                    result.removed,
+                )
+            )
         self.metrics.probe_failures.inc(failures)
         self.metrics.scan_seconds.observe(result.seconds)
         self.last_scan, self.last_scan_at, self.last_error = result, time.time(), None
@@ -409,7 +459,9 @@ class LibraryManager:
         if real_downloads not in source.parents:
             raise ValueError(f"{appliance_path!r} is not under {self.downloads}")
         library = self.host.path(self.roots[0])
-        placed: list[Placed] = await asyncio.to_thread(organize, source, library, link)
+        placed: list[Placed] = await asyncio.to_thread(
+            organize, source, library, link, real_downloads
+        )
         await self.scan()
         rels = [
             p.target.relative_to(library).as_posix()

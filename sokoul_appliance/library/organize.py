@@ -84,26 +84,30 @@ def _place(source: Path, target: Path, link: bool) -> str:
     return "linked"
 
 
-def plan(download: Path) -> list[tuple[Path, PurePosixPath]]:
+def plan(download: Path, downloads_root: Path | None = None) -> list[tuple[Path, PurePosixPath]]:
     """(video, library-relative target) for each video in a download (a file or a folder).
-    A folder named like a release gives guessit its title when the file names are bare."""
+    guessit reads the path from ``downloads_root`` down: a folder named like a release gives
+    the title when the file names are bare ('Film.2010.1080p/film.mkv')."""
     if download.is_file():
         videos = [download] if is_video(download.name) else []
     else:
         videos = sorted(p for p in download.rglob("*") if p.is_file() and is_video(p.name))
+    base = downloads_root if downloads_root is not None else download.parent
     out = []
     for video in videos:
-        rel = video.name if video == download else video.relative_to(download.parent).as_posix()
+        rel = video.relative_to(base).as_posix() if base in video.parents else video.name
         parsed = parse_name(rel)
         out.append((video, library_path(parsed, video.suffix)))
     return out
 
 
-def organize(download: Path, library_root: Path, link: bool = True) -> list[Placed]:
+def organize(
+    download: Path, library_root: Path, link: bool = True, downloads_root: Path | None = None
+) -> list[Placed]:
     """Put every video of ``download`` (with its sidecar subtitles) into the library."""
     if not download.exists():
         raise OrganizeError(f"{download.name} is not in downloads any more")
-    targets = plan(download)
+    targets = plan(download, downloads_root)
     if not targets:
         raise OrganizeError(f"{download.name} holds no video file the library can show")
     placed: list[Placed] = []

@@ -269,3 +269,54 @@ async def test_start_scans_and_stop_ends_the_tasks(tree: Path, store: Store) -> 
     assert lib.snapshot()["counts"]["episode"] == 3
     await lib.stop()
     assert lib._tasks == []
+
+
+async def test_a_finished_download_is_organized_and_announced(
+    tmp_path: Path, store: Store, samples: dict[str, Path]
+) -> None:
+    import asyncio
+
+    from sokoul_appliance.events import DownloadFinished, LibraryUpdated
+
+    root = tmp_path / "root"
+    downloads = root / "srv/media/downloads"
+    pack = downloads / "Severance.S02.COMPLETE.1080p.WEB-DL-GRP"
+    _place(pack, "Severance.S02E01.1080p.WEB-DL-GRP.mkv", samples["mkv"])
+    _place(pack, "Severance.S02E02.1080p.WEB-DL-GRP.mkv", samples["mkv"])
+    (pack / "Severance.S02E02.1080p.WEB-DL-GRP.en.srt").write_text(SRT)
+    (root / "srv/media/library").mkdir(parents=True)
+    bus = EventBus()
+    lib = LibraryManager(Host(root), store, bus, CollectorRegistry(), roots=(MEDIA,))
+    await lib.start()
+    try:
+        for _ in range(400):
+            if lib.last_scan is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert lib.last_scan is not None and lib.update_id == 0  # empty: nothing announced
+        with bus.subscribe(LibraryUpdated) as updates:
+            bus.publish(
+                DownloadFinished(
+                    "ab" * 20,
+                    pack.name,
+                    (
+                        f"/srv/media/downloads/{pack.name}/Severance.S02E01.1080p.WEB-DL-GRP.mkv",
+                        str(pack / "Severance.S02E02.1080p.WEB-DL-GRP.mkv"),  # a real path
+                        "/etc/passwd",  # not under downloads: ignored
+                    ),
+                )
+            )
+            event = await asyncio.wait_for(updates.get(), 30)
+    finally:
+        await lib.stop()
+    assert (event.added, event.removed) == (2, 0)
+    assert event.update_id == lib.update_id
+    shows = await lib.shows()
+    assert [(s.title, s.episodes) for s in shows] == [("Severance", 2)]
+    eps = await lib.episodes(shows[0].id, 2)
+    assert [e.rel_path for e in eps] == [
+        "Shows/Severance/Season 02/Severance - S02E01.mkv",
+        "Shows/Severance/Season 02/Severance - S02E02.mkv",
+    ]
+    assert [len(e.subtitles()) for e in eps] == [0, 1]  # the .srt went with its own episode
+    assert lib.snapshot()["organize_problems"] == []

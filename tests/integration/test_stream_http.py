@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -34,9 +35,18 @@ LG_UA = "Linux/3.10.19-32.afro.4 UPnP/1.0 LGE WebOS TV LGE_DLNA_SDK/1.6.0 DLNADO
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     need_ffmpeg()
     d = tmp_path_factory.mktemp("stream-samples")
+    mp4 = make_video(d / "a.mp4", seconds=3.0)
+    (d / "s.srt").write_text(SRT)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(mp4),
+         "-i", str(d / "s.srt"), "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt",
+         "-metadata:s:s:0", "language=fre", str(d / "embedded.mkv")],
+        check=True, timeout=60,
+    )  # fmt: skip
     return {
-        "mp4": make_video(d / "a.mp4", seconds=3.0),
+        "mp4": mp4,
         "hevc": make_video(d / "b.mkv", seconds=8.0, vcodec="libx265"),
+        "embedded": d / "embedded.mkv",
     }
 
 
@@ -64,6 +74,9 @@ async def rig(tmp_path: Path, samples: dict[str, Path]) -> AsyncIterator[Rig]:
     hevc_file.parent.mkdir(parents=True)
     shutil.copyfile(samples["hevc"], hevc_file)
     (tmp_path / "secret.txt").write_text("not for you")
+    heat = lib_dir / "Movies/Heat (1995)/Heat (1995).mkv"
+    heat.parent.mkdir(parents=True)
+    shutil.copyfile(samples["embedded"], heat)
 
     store = Store(tmp_path / "state/sokoul.db")
     await store.start()
@@ -80,7 +93,7 @@ async def rig(tmp_path: Path, samples: dict[str, Path]) -> AsyncIterator[Rig]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     http = aiohttp.ClientSession()
-    movies = (await lib.items(kind="movie"))[1]
+    movies = (await lib.items(kind="movie", query="inception"))[1]
     episodes = (await lib.items(kind="episode"))[1]
     try:
         yield Rig(
@@ -351,3 +364,19 @@ async def test_an_item_on_an_unmounted_tier_answers_503(rig: Rig) -> None:
     await rig.lib.scan()
     async with rig.http.get(f"{rig.base}/stream/{rig.movie.id}") as r:
         assert r.status == 503
+
+
+async def test_embedded_text_subtitles_are_read_out(rig: Rig) -> None:
+    heat = (await rig.lib.search("heat"))[0]
+    assert [(t.n, t.format, t.language, t.source) for t in heat.subtitles()] == [
+        (0, "subrip", "fre", "embedded")
+    ]
+    async with rig.http.get(f"{rig.base}/subtitles/{heat.id}/0.srt") as r:
+        assert r.status == 200
+        text = await r.text()
+    # the muxer may shift the track by the file's start time (here AAC priming, ~23 ms)
+    assert re.search(r"^00:00:00,5\d\d --> 00:00:01,5\d\d\nHello from the sidecar$", text, re.M)
+    async with rig.http.get(f"{rig.base}/subtitles/{heat.id}/0.vtt") as r:
+        assert (await r.text()).startswith("WEBVTT")
+    async with rig.http.get(f"{rig.base}/subtitles/{heat.id}/1.srt") as r:
+        assert r.status == 404
