@@ -564,11 +564,27 @@ class LibraryManager:
 
     async def season(self, object_id: str) -> Season | None:
         """A season by its id (the DLNA layer browses 'se-…' containers)."""
-        for show in await self.shows():
-            for s in await self.seasons(show.id):
-                if s.id == object_id:
-                    return s
+        rows = await self.store.fetchall(
+            "SELECT show_id, season, COUNT(*) FROM library_items "
+            "WHERE show_id IS NOT NULL AND available = 1 GROUP BY show_id, season"
+        )
+        for show_id, number, count in rows:
+            if season_id(show_id, number or 0) == object_id:
+                return Season(object_id, show_id, number or 0, count)
         return None
+
+    async def resolve(self, object_id: str) -> LibraryItem | Show | Season | Folder | None:
+        """Any library object by its id: item, show, season or folder (DLNA Browse)."""
+        if not OBJECT_ID.match(object_id):
+            return None
+        kind = object_id[:2]
+        if kind == "it":
+            return await self.item(object_id)
+        if kind == "sh":
+            return await self.show(object_id)
+        if kind == "se":
+            return await self.season(object_id)
+        return await self.folder(object_id)
 
     async def episodes(self, show_id: str, season: int | None = None) -> list[LibraryItem]:
         return (

@@ -108,6 +108,10 @@ async def test_scan_finds_parses_and_probes_the_library(tree: Path, store: Store
     seasons = await lib.seasons(shows[0].id)
     assert [(s.number, s.episodes) for s in seasons] == [(1, 1), (2, 2)]
     assert await lib.season(seasons[1].id) == seasons[1]
+    assert await lib.resolve(seasons[1].id) == seasons[1]
+    assert await lib.resolve(shows[0].id) == shows[0]
+    assert await lib.resolve("se-0000") is None
+    assert await lib.resolve("../x") is None
     eps = await lib.episodes(shows[0].id, 2)
     assert [(e.episode, e.episode_title, e.video_codec) for e in eps] == [
         (9, None, "h264"),
@@ -135,6 +139,8 @@ async def test_scan_finds_parses_and_probes_the_library(tree: Path, store: Store
     recent = await lib.recently_added(limit=3)
     assert len(recent) == 3
     assert await lib.item(inception.id) == inception
+    assert await lib.resolve(inception.id) == inception
+    assert await lib.resolve(movies_dir.id) == movies_dir
     assert await lib.item("../../etc/passwd") is None
     assert await lib.item("it-0000000000000000") is None
 
