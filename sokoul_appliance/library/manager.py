@@ -23,6 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from rapidfuzz import fuzz, process
+from rapidfuzz.utils import default_process
 
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import (
@@ -56,6 +58,7 @@ log = logging.getLogger("sokoul.library")
 
 DEFAULT_ROOTS = ("/srv/media/library", "/srv/cold/library")
 KINDS = (MOVIE, EPISODE, OTHER)
+FUZZY_CUTOFF = 80.0  # rapidfuzz WRatio: 'inceptoin' ~ 'Inception' scores 89
 _ITEM_SELECT = (
     "SELECT i.*, s.title AS show_title FROM library_items i "
     "LEFT JOIN library_shows s ON s.id = i.show_id"
@@ -538,7 +541,34 @@ class LibraryManager:
         return total, [LibraryItem.from_row(r) for r in rows]
 
     async def search(self, query: str, limit: int = 50) -> list[LibraryItem]:
-        return (await self.items(query=query, limit=limit))[1]
+        """FTS5 prefix search; when it finds nothing, titles close to the words (typos:
+        'inceptoin' finds Inception), scored by rapidfuzz in a worker thread."""
+        found = (await self.items(query=query, limit=limit))[1]
+        if found or not normalize_title(query):
+            return found
+        rows = await self.store.fetchall(
+            "SELECT DISTINCT COALESCE(s.title, i.title) FROM library_items i "
+            "LEFT JOIN library_shows s ON s.id = i.show_id WHERE i.available = 1"
+        )
+        titles = [r[0] for r in rows]
+
+        def closest() -> list[str]:
+            hits = process.extract(
+                query, titles, scorer=fuzz.WRatio, processor=default_process, limit=5
+            )
+            return [str(title) for title, score, _ in hits if score >= FUZZY_CUTOFF]
+
+        out: list[LibraryItem] = []
+        for title in await asyncio.to_thread(closest):
+            rows = await self.store.fetchall(
+                f"{_ITEM_SELECT} WHERE i.available = 1 AND (i.title = ? OR s.title = ?) "
+                "ORDER BY i.season, i.episode, i.rel_path LIMIT ?",
+                (title, title, limit - len(out)),
+            )
+            out += [LibraryItem.from_row(r) for r in rows]
+            if len(out) >= limit:
+                break
+        return out
 
     async def recently_added(self, limit: int = 50) -> list[LibraryItem]:
         return (await self.items(sort="added", limit=limit))[1]

@@ -124,6 +124,8 @@ async def test_scan_finds_parses_and_probes_the_library(tree: Path, store: Store
     assert [i.episode for i in await lib.search("cold harbor")] == [10]
     assert len(await lib.search("severance")) == 3
     assert await lib.search("nothing like this") == []
+    assert [i.title for i in await lib.search("inceptoin")] == ["Inception"]  # a typo
+    assert len(await lib.search("severence")) == 3
 
     top = await lib.folder(ROOT_FOLDER)
     assert top is not None and top.children == 2  # Movies, Shows
