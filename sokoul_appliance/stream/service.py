@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from sokoul_appliance.bus import EventBus
+from sokoul_appliance.events import PauseHeavyWork, ResumeHeavyWork
 from sokoul_appliance.host import CommandError, Host
 from sokoul_appliance.library.files import MIME_BY_EXTENSION
 from sokoul_appliance.library.manager import LibraryManager
@@ -105,8 +107,12 @@ class StreamService:
         max_transcodes: int = 2,
         read_timeout: float = 30.0,
         command_prefix: Sequence[str] = (),
+        bus: EventBus | None = None,
     ) -> None:
         self.host = host
+        self.bus = bus
+        self.heavy_paused: str | None = None  # PauseHeavyWork's reason: no new conversions
+        self._listener: asyncio.Task[None] | None = None
         self.library = library
         self.metrics = StreamMetrics(registry)
         self.profiles = profiles if profiles is not None else load_profiles()
@@ -125,9 +131,23 @@ class StreamService:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        if self.bus is not None:
+            self._listener = asyncio.create_task(self._listen(), name="stream-events")
+
+    async def _listen(self) -> None:
+        assert self.bus is not None
+        with self.bus.subscribe(PauseHeavyWork, ResumeHeavyWork) as sub:
+            while True:
+                event = await sub.get()
+                # running streams go on (a viewer is watching); new conversions wait
+                self.heavy_paused = event.reason if isinstance(event, PauseHeavyWork) else None
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         for proc in list(self._procs):
             if proc.returncode is None:
                 proc.kill()
@@ -137,7 +157,10 @@ class StreamService:
 
     def status(self) -> tuple[str, str]:
         busy = sum(self._active.values())
-        return "ok", f"{busy} stream(s) now; profiles: {', '.join(p.name for p in self.profiles)}."
+        detail = f"{busy} stream(s) now; profiles: {', '.join(p.name for p in self.profiles)}."
+        if self.heavy_paused:
+            return "degraded", f"{detail} No new conversions: {self.heavy_paused}"
+        return "ok", detail
 
     def snapshot(self) -> dict[str, Any]:
         state, detail = self.status()
@@ -150,6 +173,7 @@ class StreamService:
             "profiles": [{"name": p.name, "title": p.title} for p in self.profiles],
             "sent_bytes": self.sent_bytes,
             "growing_sources": len(self.sources),
+            "conversions_paused": self.heavy_paused,
         }
 
     def routes(self) -> list[web.RouteDef]:
@@ -319,6 +343,15 @@ class StreamService:
             await resp.prepare(request)
             self.metrics.requests.labels(mode=mode, status="200").inc()
             return resp
+        if self.heavy_paused:
+            resp_hot = self._refuse(
+                mode,
+                503,
+                "This video needs converting for this TV, and conversions are paused "
+                f"({self.heavy_paused}); files the TV plays directly still work.",
+            )
+            resp_hot.headers["Retry-After"] = "60"
+            return resp_hot
         if self._transcodes.locked():
             resp503 = self._refuse(
                 mode, 503, "Every transcoding slot is busy; try again when a stream ends."

@@ -84,7 +84,9 @@ async def rig(tmp_path: Path, samples: dict[str, Path]) -> AsyncIterator[Rig]:
     host = Host(root)
     lib = LibraryManager(host, store, EventBus(), registry, roots=(LIB,))
     await lib.scan()
-    service = StreamService(host, lib, registry, sources=SourceRegistry())
+    bus = EventBus()
+    service = StreamService(host, lib, registry, sources=SourceRegistry(), bus=bus)
+    await service.start()
     app = web.Application()
     app.add_routes(service.routes())
     runner = web.AppRunner(app, access_log=None)
@@ -380,3 +382,26 @@ async def test_embedded_text_subtitles_are_read_out(rig: Rig) -> None:
         assert (await r.text()).startswith("WEBVTT")
     async with rig.http.get(f"{rig.base}/subtitles/{heat.id}/1.srt") as r:
         assert r.status == 404
+
+
+async def test_conversions_wait_while_heavy_work_is_paused(rig: Rig) -> None:
+    from sokoul_appliance.events import PauseHeavyWork, ResumeHeavyWork
+
+    assert rig.service.bus is not None
+    rig.service.bus.publish(PauseHeavyWork("TZB0 at 86 °C"))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if rig.service.heavy_paused:
+            break
+    async with rig.http.get(f"{rig.base}/stream/{rig.hevc.id}") as r:
+        assert r.status == 503 and "TZB0 at 86 °C" in await r.text()
+    async with rig.http.get(f"{rig.base}/stream/{rig.movie.id}") as r:
+        assert r.status == 200  # direct play goes on
+    assert rig.service.status()[0] == "degraded"
+    rig.service.bus.publish(ResumeHeavyWork("cool again"))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if not rig.service.heavy_paused:
+            break
+    async with rig.http.get(f"{rig.base}/stream/{rig.hevc.id}") as r:
+        assert r.status == 200 and len(await r.read()) > 10_000
