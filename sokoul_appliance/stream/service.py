@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from prometheus_client import CollectorRegistry
 
 from sokoul_appliance.bus import EventBus
@@ -81,15 +82,36 @@ class StreamChoice:
 
 
 class _TimedFileResponse(web.FileResponse):
-    """FileResponse that reports when its headers go out (the first byte of the answer)."""
+    """FileResponse that reports when its headers go out (the first byte of the answer) and,
+    once aiohttp has sent it (its prepare() sends the whole file), how it ended."""
 
-    def __init__(self, path: Path, on_headers: Callable[[], None], **kw: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_headers: Callable[[], None],
+        on_sent: Callable[[web.BaseRequest, web.FileResponse], None],
+        track: Callable[[int], None],
+        **kw: Any,
+    ) -> None:
         super().__init__(path, **kw)
         self._on_headers = on_headers
+        self._on_sent = on_sent
+        self._track = track
 
     async def _write_headers(self) -> None:
         await super()._write_headers()
         self._on_headers()
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:  # FileResponse.prepare() must run once (it sends the file)
+            return None
+        self._track(1)
+        try:
+            writer = await super().prepare(request)
+        finally:
+            self._track(-1)
+        self._on_sent(request, self)
+        return writer
 
 
 class StreamService:
@@ -295,19 +317,18 @@ class StreamService:
         def first_byte() -> None:
             self.metrics.ttfb.labels(mode=DIRECT).observe(time.monotonic() - started)
 
-        resp = _TimedFileResponse(path, first_byte, chunk_size=CHUNK, headers=headers)
-        self._active[DIRECT] += 1
-        self.metrics.active.labels(mode=DIRECT).inc()
-        try:
-            await resp.prepare(request)
-        finally:
-            self._active[DIRECT] -= 1
-            self.metrics.active.labels(mode=DIRECT).dec()
-        sent = resp.content_length or 0
-        if request.method != "HEAD" and resp.status in (200, 206) and sent:
-            self._count(DIRECT, profile.name, sent)
-        self.metrics.requests.labels(mode=DIRECT, status=str(resp.status)).inc()
-        return resp
+        def sent(req: web.BaseRequest, resp: web.FileResponse) -> None:
+            n = resp.content_length or 0
+            if req.method != "HEAD" and resp.status in (200, 206) and n:
+                self._count(DIRECT, profile.name, n)
+            self.metrics.requests.labels(mode=DIRECT, status=str(resp.status)).inc()
+
+        # aiohttp prepares (sends) it after the handler returns: sendfile from the open file
+        def track(n: int) -> None:
+            self._active[DIRECT] += n
+            self.metrics.active.labels(mode=DIRECT).inc(n)
+
+        return _TimedFileResponse(path, first_byte, sent, track, chunk_size=CHUNK, headers=headers)
 
     def _count(self, mode: str, client: str, n: int) -> None:
         self.sent_bytes += n
