@@ -356,7 +356,8 @@ class LibraryManager:
     async def _probe_one(self, facts: FileFacts, parsed: ParsedName) -> _Fresh:
         async with self._probe_slots:
             try:
-                media = await self._probe(self.host, self.host.path(facts.root) / facts.rel_path)
+                real = await asyncio.to_thread(self.host.path, f"{facts.root}/{facts.rel_path}")
+                media = await self._probe(self.host, real)
             except ProbeError as e:
                 return _Fresh(facts, parsed, None, str(e))
         return _Fresh(facts, parsed, media, None)
@@ -457,11 +458,12 @@ class LibraryManager:
         """Put a completed download (file or folder under downloads/) into the library
         (hard links by default: the torrent keeps seeding), scan, and return the new items'
         object ids. Raises OrganizeError with a sentence for the panel."""
-        real_downloads = self.host.path(self.downloads)
-        source = self.host.path(appliance_path)
+        # host.path resolves symlinks (filesystem calls): off the loop like the rest
+        real_downloads = await asyncio.to_thread(self.host.path, self.downloads)
+        source = await asyncio.to_thread(self.host.path, appliance_path)
         if real_downloads not in source.parents:
             raise ValueError(f"{appliance_path!r} is not under {self.downloads}")
-        library = self.host.path(self.roots[0])
+        library = await asyncio.to_thread(self.host.path, self.roots[0])
         placed: list[Placed] = await asyncio.to_thread(
             organize, source, library, link, real_downloads
         )
@@ -645,5 +647,5 @@ class LibraryManager:
         return out
 
     async def real_path(self, item: LibraryItem) -> Path:
-        """The item's file on this machine (through the host seam)."""
-        return self.host.path(item.appliance_path)
+        """The item's file on this machine (through the host seam; resolved in a thread)."""
+        return await asyncio.to_thread(self.host.path, item.appliance_path)

@@ -532,12 +532,17 @@ class StreamService:
     ) -> bytes | None:
         video = await self.library.real_path(item)
         if track.source == "sidecar" and track.file is not None:
-            folder = video.parent.resolve()
-            candidate = (folder / track.file).resolve()
-            if folder not in candidate.parents:
-                return None  # a sidecar entry that leaves the video's folder (a symlink)
-            raw = await asyncio.to_thread(candidate.read_bytes)
-            return convert(decode(raw).encode(), track.format, fmt)
+            sidecar = track.file
+
+            def read_sidecar() -> bytes | None:
+                folder = video.parent.resolve()
+                candidate = (folder / sidecar).resolve()
+                if folder not in candidate.parents:
+                    return None  # a sidecar entry that leaves the video's folder (a symlink)
+                return candidate.read_bytes()
+
+            raw = await asyncio.to_thread(read_sidecar)
+            return None if raw is None else convert(decode(raw).encode(), track.format, fmt)
         if track.stream_index is None:
             return None
         return await extract_embedded(self.host, video, track.stream_index, fmt)

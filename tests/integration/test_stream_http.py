@@ -212,6 +212,20 @@ async def test_paths_and_unknown_ids_are_refused(rig: Rig) -> None:
     async with rig.http.get(rig.base + "/stream/../../secret.txt") as r:
         assert r.status == 404
 
+    # a sidecar that is a symlink out of the video's folder is listed but never read
+    folder = rig.movie_file.parent
+    secret = folder.parents[5] / "secret.txt"
+    assert secret.read_text() == "not for you"
+    (folder / "Inception (2010).zz.srt").symlink_to(secret)
+    await rig.lib.scan()
+    item = await rig.lib.item(rig.movie.id)
+    assert item is not None
+    tracks = item.subtitles()
+    assert [t.language for t in tracks] == ["en", "zz"]
+    async with rig.http.get(f"{rig.base}/subtitles/{item.id}/1.srt") as r:
+        assert r.status == 404
+        assert b"not for you" not in await r.read()
+
 
 async def test_samsung_gets_its_mime_and_caption_info(rig: Rig) -> None:
     headers = {
