@@ -328,3 +328,38 @@ async def test_a_finished_download_is_organized_and_announced(
     ]
     assert [len(e.subtitles()) for e in eps] == [0, 1]  # the .srt went with its own episode
     assert lib.snapshot()["organize_problems"] == []
+
+
+async def test_a_scan_never_holds_the_event_loop(
+    tree: Path, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio's debug mode logs every callback that runs longer than slow_callback_duration:
+    the walk, guessit and the database work of a scan must happen elsewhere. (ffprobe is a
+    subprocess; here a stand-in answers, so that the test times only our own code.)"""
+    import asyncio
+    import logging
+
+    from sokoul_appliance.library.probe import MediaInfo
+
+    async def quick_probe(host: Host, path: Path) -> MediaInfo:
+        await asyncio.sleep(0)
+        return MediaInfo("matroska,webm", 1.0, 1000, "h264", 320, 240)
+
+    # 200 more files, so that a walk or guessit on the loop would show
+    lib_dir = tree / MEDIA.lstrip("/")
+    sample = lib_dir / "Shows/Severance/Season 01/Severance.S01E01.mkv"
+    for n in range(200):
+        os.link(sample, lib_dir / f"Shows/Severance/Season 01/Severance.S01E{n + 2:02d}.mkv")
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.1
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    try:
+        result = await _manager(tree, store, probe=quick_probe).scan()
+    finally:
+        loop.set_debug(False)
+    assert result.added == 207
+    slow = [
+        r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()
+    ]
+    assert slow == []
