@@ -100,3 +100,14 @@ def format_time_seek(start: float, end: float | None, duration: float | None) ->
     total = "*" if duration is None else f"{duration:.3f}"
     stop = end if end is not None else duration
     return f"npt={start:.3f}-{'' if stop is None else f'{stop:.3f}'}/{total}"
+
+
+def didl_duration(seconds: float | None) -> str | None:
+    """DIDL-Lite res@duration: 'H:MM:SS.mmm' (7261.5 -> '2:01:01.500')."""
+    if seconds is None or seconds < 0:
+        return None
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h}:{m:02d}:{s:02d}.{ms:03d}"

@@ -80,6 +80,9 @@ def test_content_features_flags() -> None:
         "DLNA.ORG_FLAGS=01700000000000000000000000000000"
     )
     assert dlna.protocol_info("video/mp4", "DLNA.ORG_OP=01").startswith("http-get:*:video/mp4:")
+    assert dlna.didl_duration(7261.5) == "2:01:01.500"
+    assert dlna.didl_duration(0.0004) == "0:00:00.000"
+    assert dlna.didl_duration(None) is None
 
 
 @pytest.mark.parametrize(
