@@ -363,3 +363,50 @@ async def test_a_scan_never_holds_the_event_loop(
         r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()
     ]
     assert slow == []
+
+
+def test_organize_refuses_a_move_across_filesystems(tmp_path: Path) -> None:
+    """Downloads on one filesystem, the library on another: a sentence, nothing half-copied."""
+    import tempfile
+
+    from sokoul_appliance.library.organize import organize
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm is not a separate filesystem here")
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        download = Path(other) / "Inception.2010.1080p.BluRay.x264-GRP.mkv"
+        download.write_bytes(b"x" * 1000)
+        with pytest.raises(OrganizeError, match="different filesystems"):
+            organize(download, tmp_path / "library")
+        assert download.exists()
+        assert not list((tmp_path / "library").rglob("*.mkv"))
+
+
+async def test_storage_events_trigger_a_rescan(tree: Path, store: Store) -> None:
+    import asyncio
+
+    from sokoul_appliance.events import StorageItemMoved
+
+    bus = EventBus()
+    lib = LibraryManager(Host(tree), store, bus, CollectorRegistry(), roots=(MEDIA, COLD))
+    await lib.start()
+    try:
+        for _ in range(400):
+            if lib.last_scan is not None:
+                break
+            await asyncio.sleep(0.05)
+        first = lib.last_scan_at
+        assert first is not None
+        heat = "Movies/Heat (1995)"
+        shutil.move(tree / COLD.lstrip("/") / heat, tree / MEDIA.lstrip("/") / heat)
+        bus.publish(StorageItemMoved(f"library/{heat}", "to_media", 1000))
+        for _ in range(400):
+            if lib.last_scan_at != first and not lib.scanning:
+                break
+            await asyncio.sleep(0.05)
+        assert lib.last_scan_at != first
+        (heat_item,) = await lib.search("heat")
+        assert heat_item.root == MEDIA
+    finally:
+        await lib.stop()
