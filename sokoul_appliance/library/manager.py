@@ -52,6 +52,7 @@ from sokoul_appliance.library.naming import EPISODE, MOVIE, OTHER, ParsedName, n
 from sokoul_appliance.library.naming import parse_name as guess
 from sokoul_appliance.library.organize import OrganizeError, Placed, organize
 from sokoul_appliance.library.probe import MediaInfo, ProbeError, probe_file
+from sokoul_appliance.library.watch import DirectoryWatcher, folders_under
 from sokoul_appliance.store.database import Store
 
 log = logging.getLogger("sokoul.library")
@@ -111,6 +112,8 @@ class LibraryManager:
         rescan_interval: float = 900.0,
         probe_concurrency: int = 2,
         probe: Callable[[Host, Path], Awaitable[MediaInfo]] = probe_file,
+        watch: bool = True,
+        watch_debounce: float = 2.0,
     ) -> None:
         self.host = host
         self.store = store
@@ -132,11 +135,16 @@ class LibraryManager:
         self._counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._missing_roots: tuple[str, ...] = ()
         self.organize_problems: deque[dict[str, Any]] = deque(maxlen=20)
+        self._watch = watch
+        self._watcher = DirectoryWatcher(self.request_scan, watch_debounce)
+        self._watching = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._refresh_counts()
+        if self._watch:
+            self._watching = self._watcher.start()
         self._tasks.append(asyncio.create_task(self._scanner(), name="library-scanner"))
         self._tasks.append(asyncio.create_task(self._listen(), name="library-events"))
         self._rescan.set()  # first scan right away
@@ -148,6 +156,8 @@ class LibraryManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._watcher.close()
+        self._watching = False
 
     def request_scan(self) -> None:
         self._rescan.set()
@@ -230,6 +240,11 @@ class LibraryManager:
             "last_scan_at": self.last_scan_at,
             "update_id": self.update_id,
             "organize_problems": list(self.organize_problems),
+            "watch": {
+                "active": self._watching and self._watcher.problem is None,
+                "folders": self._watcher.watches,
+                "problem": self._watcher.problem,
+            },
         }
 
     async def _refresh_counts(self) -> None:
@@ -254,6 +269,9 @@ class LibraryManager:
                 continue
             for facts in walk_root(root, real):
                 found.setdefault(facts.rel_path, facts)  # the first tier wins a duplicate
+        if self._watching:
+            present = [self.host.path(r) for r in self.roots if r not in missing]
+            self._watcher.watch(folders_under(present))
         return found, tuple(missing)
 
     async def scan(self) -> ScanResult:

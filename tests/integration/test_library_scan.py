@@ -352,7 +352,7 @@ async def test_a_scan_never_holds_the_event_loop(
         os.link(sample, lib_dir / f"Shows/Severance/Season 01/Severance.S01E{n + 2:02d}.mkv")
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
-    loop.slow_callback_duration = 0.1
+    loop.slow_callback_duration = 0.25  # debug mode itself is slow (a traceback per task)
     caplog.set_level(logging.WARNING, logger="asyncio")
     try:
         result = await _manager(tree, store, probe=quick_probe).scan()
@@ -408,5 +408,35 @@ async def test_storage_events_trigger_a_rescan(tree: Path, store: Store) -> None
         assert lib.last_scan_at != first
         (heat_item,) = await lib.search("heat")
         assert heat_item.root == MEDIA
+    finally:
+        await lib.stop()
+
+
+async def test_inotify_notices_a_new_file_without_a_periodic_scan(
+    tree: Path, store: Store, samples: dict[str, Path]
+) -> None:
+    import asyncio
+
+    lib = LibraryManager(
+        Host(tree), store, EventBus(), CollectorRegistry(), roots=(MEDIA, COLD),
+        rescan_interval=3600, watch_debounce=0.2,
+    )  # fmt: skip
+    await lib.start()
+    try:
+        for _ in range(400):
+            if lib.last_scan is not None:
+                break
+            await asyncio.sleep(0.05)
+        watch = lib.snapshot()["watch"]
+        assert watch["active"] is True and watch["folders"] >= 10
+        new = tree / MEDIA.lstrip("/") / "Movies/Jaws (1975)"
+        new.mkdir()
+        shutil.copyfile(samples["mkv"], new / "Jaws (1975).mkv")
+        for _ in range(200):
+            if await lib.search("jaws"):
+                break
+            await asyncio.sleep(0.05)
+        (jaws,) = await lib.search("jaws")
+        assert (jaws.title, jaws.year, jaws.video_codec) == ("Jaws", 1975, "h264")
     finally:
         await lib.stop()
