@@ -3,6 +3,7 @@ over the library roots. Everything here blocks (stat, scandir): call it in a wor
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ SUBTITLE_DIRS = frozenset({"subs", "subtitles", "sub"})
 # partial downloads and other tools' scratch files
 IGNORED_SUFFIXES = (".part", ".!qb", ".tmp", ".crdownload", ".partial")
 _SAMPLE = re.compile(r"(^|[ ._\-\[(])sample([ ._\-\])]|$)", re.IGNORECASE)
+log = logging.getLogger("sokoul.library")
 _LANG = re.compile(r"^[a-z]{2,3}([-_][a-z]{2})?$", re.IGNORECASE)
 
 MIME_BY_EXTENSION = {
@@ -119,6 +121,17 @@ def find_sidecars(video: Path, videos_in_folder: int) -> tuple[Sidecar, ...]:
     return tuple(found)
 
 
+def _utf8(name: str) -> bool:
+    """Names that are not UTF-8 (os.scandir hands them out with surrogate escapes) cannot go
+    into SQLite text or a DIDL document: such files are skipped, and logged."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        log.warning("skipping %r: its name is not UTF-8; rename it", name)
+        return False
+    return True
+
+
 def walk_root(root: str, real_root: Path) -> list[FileFacts]:
     """Every video under ``real_root`` (hidden folders and partial files skipped)."""
     out: list[FileFacts] = []
@@ -131,7 +144,7 @@ def walk_root(root: str, real_root: Path) -> list[FileFacts]:
             continue
         videos = []
         for entry in entries:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or not _utf8(entry.name):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))

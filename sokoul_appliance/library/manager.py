@@ -378,6 +378,9 @@ class LibraryManager:
                 media = await self._probe(self.host, real)
             except ProbeError as e:
                 return _Fresh(facts, parsed, None, str(e))
+            except OSError as e:  # vanished meanwhile, unreadable: one file never stops a scan
+                log.warning("probing %s failed: %s", facts.rel_path, e)
+                return _Fresh(facts, parsed, None, f"{PurePosixPath(facts.rel_path).name}: {e}")
         return _Fresh(facts, parsed, media, None)
 
     async def _write_item(self, db: Any, f: _Fresh, old: Any, now: float) -> None:

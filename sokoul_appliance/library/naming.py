@@ -45,7 +45,10 @@ def _text(value: Any) -> str | None:
 def parse_name(name: str) -> ParsedName:
     """Read title/year/season/episode from a release or a path relative to a library root
     ('Shows/Severance/Season 02/Severance.S02E10.mkv': folders help guessit)."""
-    g = guessit(name)
+    try:
+        g = guessit(name)
+    except Exception:  # guessit's own errors (GuessitException) on odd names: the plain stem
+        return ParsedName(OTHER, PurePosixPath(name).stem)
     title = _text(g.get("title")) or PurePosixPath(name).stem
     season = _first_int(g.get("season"))
     episode = _first_int(g.get("episode"))

@@ -147,6 +147,8 @@ async def probe_file(host: Host, path: Path, timeout: float = PROBE_TIMEOUT) -> 
         raise ProbeError(f"{path.name}: ffprobe could not read it ({reason})") from e
     except TimeoutError as e:
         raise ProbeError(f"{path.name}: ffprobe took longer than {timeout:.0f} s") from e
+    except UnicodeDecodeError as e:  # the host seam decodes output as UTF-8; tags may not be
+        raise ProbeError(f"{path.name}: ffprobe printed text that is not UTF-8") from e
     try:
         return parse_ffprobe(json.loads(result.stdout))
     except (ValueError, TypeError) as e:

@@ -62,6 +62,8 @@ def tree(tmp_path: Path, samples: dict[str, Path]) -> Path:
     _place(lib, "Movies/Broken (2020)/Broken.2020.mkv", samples["mkv"]).write_bytes(b"not media")
     _place(lib, "Movies/Inception (2010)/sample.mkv", samples["mkv"])  # a sample: skipped
     (lib / "Movies/partial.mkv.part").write_bytes(b"x")
+    os.makedirs(os.fsencode(lib) + b"/Movies/Bad \xff (2001)")  # not UTF-8: skipped
+    (Path(os.fsdecode(os.fsencode(lib) + b"/Movies/Bad \xff (2001)")) / "Bad.mkv").write_bytes(b"")
     cold = root / COLD.lstrip("/")
     _place(cold, "Movies/Heat (1995)/Heat.1995.1080p.BluRay.mkv", samples["mkv"])
     return root
