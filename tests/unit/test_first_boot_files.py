@@ -195,3 +195,20 @@ def test_sshd_keygen_dropin_runs_whenever_a_host_key_is_missing() -> None:
     assert lines[0] == "[Unit]" and "ConditionFirstBoot=" in lines
     for kind in ("ed25519", "ecdsa", "rsa"):
         assert f"ConditionPathExists=|!/etc/ssh/ssh_host_{kind}_key" in lines
+
+
+def test_image_ships_an_empty_machine_id_and_marks_etc_var_updated(tmp_path: Path) -> None:
+    """Empty machine-id: a fresh id at first boot without systemd's first-boot preset pass;
+    .updated stamps at /usr's time: no ldconfig or catalog rebuild at first boot."""
+    from sokoul_image.customize import mark_updated
+
+    for d in ("usr", "etc", "var"):
+        (tmp_path / d).mkdir()
+    os.utime(tmp_path / "usr", ns=(1_795_000_000_000_000_000, 1_795_000_000_000_000_000))
+    mark_updated(tmp_path)
+    for d in ("etc", "var"):
+        stamp = tmp_path / d / ".updated"
+        assert "TIMESTAMP_NSEC=1795000000000000000" in stamp.read_text()
+        assert stamp.stat().st_mtime_ns == 1_795_000_000_000_000_000
+    source = (Path(__file__).resolve().parents[2] / "image/sokoul_image/customize.py").read_text()
+    assert '(etc / "machine-id").write_text("")' in source
