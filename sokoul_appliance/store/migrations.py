@@ -126,4 +126,12 @@ MIGRATIONS: tuple[str, ...] = (
         title, show, episode_title, file_name, tokenize='unicode61 remove_diacritics 2'
     );
     """,
+    # 4: library room: pages of a 20k-item library in index order (DLNA Browse, the panel)
+    """
+    CREATE INDEX library_items_browse ON library_items(
+        kind, available, title COLLATE NOCASE, year, season, episode, rel_path
+    );
+    CREATE INDEX library_items_recent ON library_items(available, added_at);
+    CREATE INDEX library_items_folder_available ON library_items(folder_id, available);
+    """,
 )
