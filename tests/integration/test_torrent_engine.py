@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,9 +70,29 @@ class Content:
         return base64.b64encode(self.torrent).decode()
 
 
+def private_dir(prefix: str) -> Path:
+    """A temp dir of our own: pytest's basetemp rotation (other pytest sessions on this
+    machine) may delete an older tmp_path while an engine still uses its socket there."""
+    return Path(tempfile.mkdtemp(prefix=f"sokoul-torrent-{prefix}-"))
+
+
 @pytest.fixture(scope="module")
-def content(tmp_path_factory: pytest.TempPathFactory) -> Content:
-    return Content(tmp_path_factory.mktemp("seed"))
+def content() -> Iterator[Content]:
+    d = private_dir("seed")
+    try:
+        yield Content(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    d = private_dir("work")
+    try:
+        yield d
+    finally:
+        if not os.environ.get("SOKOUL_TEST_KEEP"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class EngineProc:
@@ -111,6 +132,9 @@ class EngineProc:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() not in (None, 0, -signal.SIGKILL):
+            print(f"engine {self.socket.name} died ({self.proc.returncode}):")
+            print(self.log.read_text()[-4000:])
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -158,7 +182,7 @@ def _listening(port: int) -> bool:
 
 
 @pytest.fixture
-def engines(tmp_path: Path) -> Iterator[list[EngineProc]]:
+def engines() -> Iterator[list[EngineProc]]:
     made: list[EngineProc] = []
     yield made
     for e in made:
@@ -208,11 +232,11 @@ pytestmark = pytest.mark.skipif(shutil.which("aria2c") is None, reason="needs ar
 
 
 async def test_download_from_aria2c_seeder(
-    content: Content, engines: list[EngineProc], tmp_path: Path
+    content: Content, engines: list[EngineProc], work: Path
 ) -> None:
     seeder = Aria2Seeder(content)
     try:
-        eng = new_engine(engines, tmp_path, "eng", tmp_path / "dl")
+        eng = new_engine(engines, work, "eng", work / "dl")
         c = eng.client()
         t0 = time.monotonic()
         r = await c.request("add", torrent=content.b64, peers=[f"127.0.0.1:{seeder.port}"])
@@ -228,32 +252,32 @@ async def test_download_from_aria2c_seeder(
         ] or sorted(f["path"] for f in files) == sorted(FILES)
         await c.request("save")
         await c.close()
-        assert_same_files(content, tmp_path / "dl")
+        assert_same_files(content, work / "dl")
         print(f"aria2c -> engine: {sum(FILES.values()) / MiB:.0f} MiB in {elapsed:.1f} s")
     finally:
         seeder.stop()
 
 
 async def test_download_from_libtorrent_seeder(
-    content: Content, engines: list[EngineProc], tmp_path: Path
+    content: Content, engines: list[EngineProc], work: Path
 ) -> None:
-    seeder = await start_lt_seeder(engines, tmp_path, content)
-    eng = new_engine(engines, tmp_path, "eng", tmp_path / "dl")
+    seeder = await start_lt_seeder(engines, work, content)
+    eng = new_engine(engines, work, "eng", work / "dl")
     c = eng.client()
     r = await c.request("add", torrent=content.b64, peers=[f"127.0.0.1:{seeder.port}"])
     st = await wait_progress(c, r["torrent"], 1.0, 90)
     assert st["progress"] == 1.0, st
     assert st["state"] == "seeding"
     await c.close()
-    assert_same_files(content, tmp_path / "dl")
+    assert_same_files(content, work / "dl")
 
 
 async def test_range_read_of_last_mib_before_download_completes(
-    content: Content, engines: list[EngineProc], tmp_path: Path
+    content: Content, engines: list[EngineProc], work: Path
 ) -> None:
     # 3 MiB/s from the seeder: the 39 MiB torrent takes ~13 s, the reads must come far earlier
-    seeder = await start_lt_seeder(engines, tmp_path, content, upload_limit=3 * MiB)
-    eng = new_engine(engines, tmp_path, "eng", tmp_path / "dl")
+    seeder = await start_lt_seeder(engines, work, content, upload_limit=3 * MiB)
+    eng = new_engine(engines, work, "eng", work / "dl")
     c = eng.client()
     t0 = time.monotonic()
     r = await c.request("add", torrent=content.b64, peers=[f"127.0.0.1:{seeder.port}"])
@@ -287,12 +311,12 @@ async def test_range_read_of_last_mib_before_download_completes(
 
 
 async def test_kill9_mid_download_resumes_without_starting_over(
-    content: Content, engines: list[EngineProc], tmp_path: Path
+    content: Content, engines: list[EngineProc], work: Path
 ) -> None:
     total = sum(FILES.values())
-    seeder = await start_lt_seeder(engines, tmp_path, content, upload_limit=4 * MiB)
+    seeder = await start_lt_seeder(engines, work, content, upload_limit=4 * MiB)
     args = ("--resume-batch", "8")  # a checkpoint every 2 MiB of verified pieces
-    eng = new_engine(engines, tmp_path, "eng", tmp_path / "dl", *args)
+    eng = new_engine(engines, work, "eng", work / "dl", *args)
     c = eng.client()
     r = await c.request("add", torrent=content.b64, peers=[f"127.0.0.1:{seeder.port}"])
     tid = r["torrent"]
@@ -322,14 +346,14 @@ async def test_kill9_mid_download_resumes_without_starting_over(
     # this run fetched only what was missing (plus at most a few re-requested pieces)
     assert st["session_download"] <= total - resumed + 2 * MiB, (st["session_download"], resumed)
     await c.close()
-    assert_same_files(content, tmp_path / "dl")
+    assert_same_files(content, work / "dl")
 
 
 async def test_bad_input_gets_clear_errors_and_disturbs_nothing(
-    content: Content, engines: list[EngineProc], tmp_path: Path
+    content: Content, engines: list[EngineProc], work: Path
 ) -> None:
-    seeder = await start_lt_seeder(engines, tmp_path, content, upload_limit=8 * MiB)
-    eng = new_engine(engines, tmp_path, "eng", tmp_path / "dl")
+    seeder = await start_lt_seeder(engines, work, content, upload_limit=8 * MiB)
+    eng = new_engine(engines, work, "eng", work / "dl")
     c = eng.client()
     r = await c.request("add", torrent=content.b64, peers=[f"127.0.0.1:{seeder.port}"])
     tid = r["torrent"]
@@ -352,7 +376,7 @@ async def test_bad_input_gets_clear_errors_and_disturbs_nothing(
         await c.request(
             "add",
             torrent=base64.b64encode(other).decode(),
-            save_path=str(tmp_path / "no-such-drive"),
+            save_path=str(work / "no-such-drive"),
         )
     with pytest.raises(EngineError, match="No torrent"):
         await c.request("pause", torrent="0" * 40)
@@ -370,16 +394,16 @@ async def test_bad_input_gets_clear_errors_and_disturbs_nothing(
     assert st["progress"] == 1.0 and st["error"] == ""
     assert [t["id"] for t in await c.request("status")] == [tid]
     await c.close()
-    assert_same_files(content, tmp_path / "dl")
+    assert_same_files(content, work / "dl")
 
 
 async def test_status_stream_pause_resume_limits_remove(
-    content: Content, engines: list[EngineProc], tmp_path: Path
+    content: Content, engines: list[EngineProc], work: Path
 ) -> None:
     from sokoul_appliance.torrent.client import status_stream
 
-    seeder = await start_lt_seeder(engines, tmp_path, content)
-    eng = new_engine(engines, tmp_path, "eng", tmp_path / "dl")
+    seeder = await start_lt_seeder(engines, work, content)
+    eng = new_engine(engines, work, "eng", work / "dl")
     c = eng.client()
     r = await c.request("add", torrent=content.b64, paused=True)
     tid = r["torrent"]
@@ -406,5 +430,5 @@ async def test_status_stream_pause_resume_limits_remove(
     assert await c.request("status") == []
     assert not (eng.state / "resume" / f"{tid}.resume").exists()
     await asyncio.sleep(0.5)
-    assert not (tmp_path / "dl" / "Show" / "video.mkv").exists()
+    assert not (work / "dl" / "Show" / "video.mkv").exists()
     await c.close()

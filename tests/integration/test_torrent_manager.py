@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from tests.integration.test_torrent_engine import (
     Content,
     EngineProc,
     free_port,
+    private_dir,
     sha256,
     start_lt_seeder,
 )
@@ -43,8 +45,21 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def content(tmp_path_factory: pytest.TempPathFactory) -> Content:
-    return Content(tmp_path_factory.mktemp("seed"))
+def content() -> Iterator[Content]:
+    d = private_dir("seed")
+    try:
+        yield Content(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    d = private_dir("work")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 class NoSettings:
@@ -82,9 +97,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    (tmp_path / "root").mkdir()
-    r = Rig(tmp_path)
+async def rig(work: Path) -> AsyncIterator[Rig]:
+    (work / "root").mkdir()
+    r = Rig(work)
     await r.manager.start()
     try:
         await r.manager.wait_ready(30)
@@ -113,11 +128,11 @@ async def until(check: Any, timeout: float = 30.0) -> None:
 
 
 async def test_download_through_the_manager(
-    rig: Rig, content: Content, engines: list[EngineProc], tmp_path: Path
+    rig: Rig, content: Content, engines: list[EngineProc], work: Path
 ) -> None:
     m = rig.manager
     assert m.snapshot()["simulated"] is True
-    seeder = await start_lt_seeder(engines, tmp_path, content, upload_limit=10 * MiB)
+    seeder = await start_lt_seeder(engines, work, content, upload_limit=10 * MiB)
     with rig.bus.subscribe(DownloadFinished) as sub:
         tid = await m.add(torrent=content.torrent)
         await m.engine_request("connect", torrent=tid, peer=f"127.0.0.1:{seeder.port}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import signal
 from pathlib import Path
@@ -60,6 +61,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    faulthandler.enable()  # a crash inside libtorrent leaves a Python traceback in the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     args.state.mkdir(parents=True, exist_ok=True)

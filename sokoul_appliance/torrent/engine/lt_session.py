@@ -443,7 +443,9 @@ def params_paused(atp: Any) -> bool:
     return bool(atp.flags & lt.torrent_flags.paused)
 
 
-def make_torrent(content: str, piece_size: int = 0, v1_only: bool = True) -> bytes:
+def make_torrent(
+    content: str, piece_size: int = 0, v1_only: bool = True, trackers: tuple[str, ...] = ()
+) -> bytes:
     """A .torrent for a file or folder (``content``), trackerless. v1-only by default: aria2 and
     other v1 clients answer a hybrid torrent's info hash with "Unknown info hash". Blocking."""
     fs = lt.file_storage()
@@ -451,6 +453,8 @@ def make_torrent(content: str, piece_size: int = 0, v1_only: bool = True) -> byt
     flags = lt.create_torrent.v1_only if v1_only else 0
     ct = lt.create_torrent(fs, piece_size, flags=flags)
     ct.set_creator("SOKOUL")
+    for tier, url in enumerate(trackers):
+        ct.add_tracker(url, tier)
     parent = os.path.dirname(content.rstrip("/"))
     lt.set_piece_hashes(ct, parent)
     return bytes(lt.bencode(ct.generate()))
