@@ -296,16 +296,6 @@ class FirstBoot:
         )
 
     # -- SSH host keys: not a step any more ----------------------------------------------
-    def ensure_ssh_host_keys(self) -> None:
-        """Make the missing SSH host keys. run_all no longer calls this: sshd-keygen.service does
-        it (see the module docstring); kept for its integration test until that moves to the
-        drop-in."""
-        if not self.p("/etc/ssh").is_dir():
-            return
-        # -A makes only the missing key types; -f points it at our root.
-        self._check(["ssh-keygen", "-A", "-f", str(self.root)])
-        self.log("ssh: host keys present")
-
     # -- 3. preseed ---------------------------------------------------------------------
     def esp_partition(self) -> str | None:
         """Kernel name of the partition labelled ``sokoul-esp`` on the root's own disk (its GPT
