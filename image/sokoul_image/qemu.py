@@ -496,6 +496,9 @@ def _watch(
         f"filesystem {health['root_filesystem']['size_bytes'] >> 20} MiB",
         flush=True,
     )
+    for manager in health.get("managers") or []:  # each room's own verdict on this machine
+        print(f"boot: manager {manager.get('name')}: {manager.get('state')} — "
+              f"{manager.get('detail')}", flush=True)  # fmt: skip
     ssh_after = ssh.wait(60)
     lines = f"BOOT-TO-HEALTHY-SECONDS {healthy_after:.1f}"
     if ssh_after is not None:

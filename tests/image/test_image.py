@@ -162,3 +162,8 @@ def test_qemu_image_boots_to_healthy(built: dict[str, Path], out_dir: Path, tmp_
     assert "powered off (ACPI shutdown)" in proc.stdout
     assert "preseed applied and removed from the ESP" in proc.stdout
     assert "boot: hostname den-tv," in proc.stdout
+    # the rooms that can act on a QEMU virt machine did: the database, the panel, and the CPU
+    # slices set through the guest's real systemd over D-Bus (2 CPUs: every slice gets 0-1)
+    for name in ("web", "store", "board", "cores", "wizard"):
+        assert re.search(rf"^boot: manager {name}: ok — ", proc.stdout, re.M), name
+    assert re.search(r"^boot: manager cores: ok — CPUs: interactive 0-1", proc.stdout, re.M)
