@@ -52,6 +52,7 @@ async def run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, engine.request_stop)
+    engine.attach(loop)
     pump = AlertPump(session, engine.deliver)
     pump.start()
     try:

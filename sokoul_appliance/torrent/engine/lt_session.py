@@ -8,7 +8,9 @@ callback (the engine's event loop, through ``call_soon_threadsafe``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from sokoul_appliance.torrent.window import FileSpan
 
 VERSION: str = str(lt.__version__)
 
+CHECKING_FILES, CHECKING_RESUME_DATA = 1, 7
 STATES = {
     0: "queued",
     1: "checking",
@@ -212,6 +215,12 @@ class LtSession:
             raise TorrentInputError(f"unreadable resume data: {e}") from None
 
     @staticmethod
+    def params_bytes(atp: Any) -> bytes:
+        """The add parameters as a resume file (no progress yet): written at add, so a crash
+        right after still knows the torrent. Pure serialization, nothing asked of the session."""
+        return bytes(lt.write_resume_data_buf(atp))
+
+    @staticmethod
     def params_id(atp: Any) -> str:
         if atp.ti is not None:
             return str(atp.ti.info_hash())
@@ -365,6 +374,10 @@ class LtSession:
 
     def request_resume_data(self, tid: str, only_if_modified: bool) -> bool:
         h = self._h(tid)
+        if int(h.status().state) in (CHECKING_FILES, CHECKING_RESUME_DATA):
+            # asked again on torrent_checked: saving (with a disk flush) while libtorrent
+            # hashes the files crashed the 2.0.11 engine now and then under load
+            return False
         if only_if_modified and not h.need_save_resume_data():
             return False
         flags = lt.save_resume_flags_t.flush_disk_cache | lt.save_resume_flags_t.save_info_dict
@@ -385,21 +398,43 @@ class LtSession:
     def pause_session(self) -> None:
         self._s.pause()
 
-    def wait_for_alert(self, ms: int) -> list[EngineAlert]:
-        if self._s.wait_for_alert(ms) is None:
-            return []
+    def set_alert_fd(self, fd: int) -> None:
+        """libtorrent writes to ``fd`` when its alert queue goes from empty to non-empty."""
+        self._s.set_alert_fd(fd)
+
+    def pop_alerts(self) -> list[EngineAlert]:
+        # not wait_for_alert(): the Python binding wraps the alert pointer it returns and
+        # crashed (dynamic_cast on a stale alert) now and then under load in 2.0.11
         return [a for a in (_convert(x) for x in self._s.pop_alerts()) if a is not None]
+
+
+_WANTED = frozenset(
+    {
+        "piece_finished",
+        "save_resume_data",
+        "save_resume_data_failed",
+        "torrent_finished",
+        "torrent_checked",
+        "file_error",
+        "torrent_error",
+        "metadata_failed",
+        "fastresume_rejected",
+        "metadata_received",
+        "listen_failed",
+        "listen_succeeded",
+    }
+)
 
 
 def _convert(a: Any) -> EngineAlert | None:
     what = a.what()
-    handle = getattr(a, "handle", None)
-    tid = None
-    if handle is not None and handle.is_valid():
-        try:
-            tid = _hex(handle)
-        except RuntimeError:
-            tid = None
+    if what not in _WANTED:
+        return None  # touch nothing else of an alert we do not use
+    if what in ("listen_failed", "listen_succeeded"):
+        kind = "listening" if what == "listen_succeeded" else "listen_failed"
+        return EngineAlert(kind, None, message=str(a.message()))
+    handle = a.handle
+    tid = _hex(handle) if handle.is_valid() else None
     if what == "piece_finished":
         return EngineAlert("piece_finished", tid, piece=int(a.piece_index))
     if what == "save_resume_data":
@@ -408,34 +443,44 @@ def _convert(a: Any) -> EngineAlert | None:
         return EngineAlert("resume_failed", tid, message=str(a.message()))
     if what == "torrent_finished":
         return EngineAlert("finished", tid)
+    if what == "torrent_checked":
+        return EngineAlert("checked", tid)
     if what in ("file_error", "torrent_error", "metadata_failed", "fastresume_rejected"):
         return EngineAlert("error", tid, message=str(a.message()))
     if what == "metadata_received":
         return EngineAlert("metadata", tid)
-    if what in ("listen_failed",):
-        return EngineAlert("listen_failed", None, message=str(a.message()))
-    if what == "listen_succeeded":
-        return EngineAlert("listening", None, message=str(a.message()))
     return None
 
 
 class AlertPump(threading.Thread):
-    """Waits on the session's alert queue in its own thread and hands records to ``deliver``."""
+    """Pops the session's alerts in its own thread, woken by libtorrent through the alert fd
+    (a pipe), and hands the records to ``deliver``."""
 
     def __init__(self, session: LtSession, deliver: Callable[[list[EngineAlert]], None]) -> None:
         super().__init__(name="lt-alerts", daemon=True)
         self._session = session
         self._deliver = deliver
         self._halt = threading.Event()
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        session.set_alert_fd(self._wfd)
 
     def run(self) -> None:
         while not self._halt.is_set():
-            alerts = self._session.wait_for_alert(250)
+            # the timeout only bounds how late a stop is noticed (and covers a missed wake-up)
+            select.select([self._rfd], [], [], 0.5)
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._rfd, 4096):
+                    pass
+            alerts = self._session.pop_alerts()
             if alerts:
                 self._deliver(alerts)
 
     def stop(self) -> None:
         self._halt.set()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wfd, b"x")
         self.join(timeout=5)
 
 

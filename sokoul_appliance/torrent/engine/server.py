@@ -103,6 +103,8 @@ class Engine:
                     self._errors[a.torrent] = a.message
                 log.warning("libtorrent: %s", a.message)
                 self._publish({"event": "error", "torrent": a.torrent, "message": a.message})
+            elif a.kind == "checked" and a.torrent:
+                self._request_save(a.torrent, only_if_modified=False)
             elif a.kind == "metadata" and a.torrent:
                 self._request_save(a.torrent, only_if_modified=False)
                 self._publish({"event": "metadata", "torrent": a.torrent})
@@ -172,6 +174,10 @@ class Engine:
                 log.error("resume file of %s set aside: %s", tid, e)
                 self.resume.set_aside(tid)
         return n
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Call before the alert thread starts, so no early alert is dropped."""
+        self._loop = loop
 
     async def serve(self, socket_path: Path) -> None:
         self._loop = asyncio.get_running_loop()
@@ -332,6 +338,8 @@ class Engine:
                 f"has {_mb(free)} free. Free some space (or remove finished downloads) and retry."
             )
         tid = self.session.add(atp, str(save_path), paused=req.bool_arg("paused"))
+        async with self._write_lock:
+            await asyncio.to_thread(self.resume.save, tid, self.session.params_bytes(atp))
         self._request_save(tid, only_if_modified=False)
         for peer in req.args.get("peers", []):
             self._connect(tid, peer)
