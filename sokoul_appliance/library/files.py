@@ -88,16 +88,20 @@ def _language(middle: str) -> str | None:
     return None
 
 
-def find_sidecars(video: Path, videos_in_folder: int) -> tuple[Sidecar, ...]:
+def find_sidecars(
+    video: Path, videos_in_folder: int, entries: list[os.DirEntry[str]] | None = None
+) -> tuple[Sidecar, ...]:
     """Subtitles beside ``video`` that share its stem ('film.srt', 'film.en.srt'); when the
-    folder holds only this video, also any .srt/.vtt in it or in a Subs/ folder."""
+    folder holds only this video, also any .srt/.vtt in it or in a Subs/ folder. ``entries``:
+    the folder's listing when the caller has it (sorted by name)."""
     folder = video.parent
     stem = video.stem
     found: list[Sidecar] = []
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return ()
+    if entries is None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return ()
     for entry in entries:
         suffix = PurePosixPath(entry.name).suffix.lower()
         if entry.is_file() and suffix in SUBTITLE_EXTENSIONS:
@@ -139,9 +143,15 @@ def walk_root(root: str, real_root: Path) -> list[FileFacts]:
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             continue
+        # only folders holding subtitles need their listing per video
+        has_subs = any(
+            PurePosixPath(e.name).suffix.lower() in SUBTITLE_EXTENSIONS
+            or e.name.lower() in SUBTITLE_DIRS
+            for e in entries
+        )
         videos = []
         for entry in entries:
             if entry.name.startswith(".") or not _utf8(entry.name):
@@ -167,7 +177,7 @@ def walk_root(root: str, real_root: Path) -> list[FileFacts]:
                     size=st.st_size,
                     mtime_ns=st.st_mtime_ns,
                     inode=st.st_ino,
-                    sidecars=find_sidecars(path, len(videos)),
+                    sidecars=find_sidecars(path, len(videos), entries) if has_subs else (),
                 )
             )
     return out

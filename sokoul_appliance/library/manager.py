@@ -311,39 +311,37 @@ class LibraryManager:
         fresh = await asyncio.gather(*(self._probe_one(found[p], parsed[p]) for p in fresh_paths))
         failures = sum(1 for f in fresh if f.probe_error)
         now = time.time()
-        touched = 0
-        async with self.store.transaction() as db:
-            for r in gone:
-                await db.execute("DELETE FROM library_fts WHERE rowid = ?", (r["num"],))
-                await db.execute("DELETE FROM library_items WHERE num = ?", (r["num"],))
-            for f in fresh:
-                old: Any = known.get(f.facts.rel_path) or renames.get(f.facts.rel_path)
-                await self._write_item(db, f, old, now)
-            for p, facts in found.items():
-                row = known.get(p)
-                sidecars = json.dumps([s.to_dict() for s in facts.sidecars])
-                if (
-                    row is not None
-                    and p not in fresh_paths
-                    and (
-                        row["root"] != facts.root
-                        or row["sidecars"] != sidecars
-                        or not row["available"]
-                    )
-                ):
-                    touched += 1
-                    await db.execute(
-                        "UPDATE library_items SET root = ?, sidecars = ?, available = 1, "
-                        "inode = ?, updated_at = ? WHERE num = ?",
-                        (facts.root, sidecars, facts.inode, now, row["num"]),
-                    )
-            for root in missing:
-                cur = await db.execute(
-                    "UPDATE library_items SET available = 0 WHERE root = ? AND available = 1",
-                    (root,),
+        fresh_set = set(fresh_paths)
+        updates = []
+        for p, facts in found.items():
+            row = known.get(p)
+            if row is None or p in fresh_set:
+                continue
+            sidecars = json.dumps([s.to_dict() for s in facts.sidecars])
+            if row["root"] != facts.root or row["sidecars"] != sidecars or not row["available"]:
+                updates.append((facts.root, sidecars, facts.inode, now, row["num"]))
+        hiding = [r for r in missing if any(x["root"] == r and x["available"] for x in rows)]
+        touched = len(updates)
+        if fresh or gone or updates or hiding:  # an unchanged library costs no write
+            async with self.store.transaction() as db:
+                for r in gone:
+                    await db.execute("DELETE FROM library_fts WHERE rowid = ?", (r["num"],))
+                    await db.execute("DELETE FROM library_items WHERE num = ?", (r["num"],))
+                for f in fresh:
+                    old: Any = known.get(f.facts.rel_path) or renames.get(f.facts.rel_path)
+                    await self._write_item(db, f, old, now)
+                await db.executemany(
+                    "UPDATE library_items SET root = ?, sidecars = ?, available = 1, "
+                    "inode = ?, updated_at = ? WHERE num = ?",
+                    updates,
                 )
-                touched += cur.rowcount
-            await self._rebuild_containers(db)
+                for root in hiding:
+                    cur = await db.execute(
+                        "UPDATE library_items SET available = 0 WHERE root = ? AND available = 1",
+                        (root,),
+                    )
+                    touched += cur.rowcount
+                await self._rebuild_containers(db)
         changed = sum(1 for p in fresh_paths if p in known)
         result = ScanResult(
             added=len(fresh_paths) - changed - len(renames),

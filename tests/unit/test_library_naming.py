@@ -112,3 +112,21 @@ def test_fts_query_quotes_words_as_prefixes() -> None:
     assert fts_query("Dark kni") == '"dark"* "kni"*'
     assert fts_query('NEAR(") OR *') == '"near"* "or"*'
     assert fts_query("  ...  ") is None
+
+
+def test_the_library_layout_reads_back_without_guessit() -> None:
+    from sokoul_appliance.library.naming import ParsedName, parse_library_path
+
+    for release in ("Severance.S02E10.Cold.Harbor.2160p-GRP.mkv", "Inception.2010.1080p-GRP.mkv",
+                    "The.Bear.S03E01.Tomorrow.1080p.WEB-DL-GRP.mp4"):  # fmt: skip
+        parsed = parse_name(release)
+        path = library_path(parsed, PurePosixPath(release).suffix).as_posix()
+        assert parse_library_path(path) == ParsedName(
+            parsed.kind, parsed.title, parsed.year, parsed.season, parsed.episode,
+            parsed.episode_title,
+        )  # fmt: skip
+    assert parse_library_path("Movies/Heat (1995)/Heat.1995.1080p.mkv") is None
+    assert parse_library_path("Shows/Dark/Season 01/Dark - S02E01.mkv") is None
+    assert parse_library_path("Movies/Heat (1995)/Heat (1995).mkv") == ParsedName(
+        "movie", "Heat", 1995
+    )
