@@ -114,6 +114,7 @@ class TorrentManager:
         self._factor_reason = ""
         self._paused_by: dict[str, str] = {}  # "thermal" | "storage" -> reason
         self._forwarded_port = 0
+        self._applied_listen: tuple[str, int] | None = None
         self._seen_download: dict[str, int] = {}
         self._finished_at: dict[str, float] = {}
         self._m_bytes = Counter(
@@ -183,8 +184,8 @@ class TorrentManager:
         await asyncio.wait_for(self._ready.wait(), timeout)
 
     def _argv(self, downloads: Path) -> list[str]:
-        iface = self.config.listen_interface or ("127.0.0.1" if self.simulated else "0.0.0.0")
-        port = self._forwarded_port or self.config.listen_port
+        iface, port = self._listen()
+        self._applied_listen = (iface, port)
         argv = [
             self.config.python, "-m", "sokoul_appliance.torrent.engine",
             "--state", str(self.config.state_dir), "--socket", str(self.socket_path),
@@ -331,17 +332,21 @@ class TorrentManager:
                 out.append(max(MIN_LIMIT, int(base * self._factor)))
         return out[0], out[1]
 
+    def _listen(self) -> tuple[str, int]:
+        iface = self.config.listen_interface or ("127.0.0.1" if self.simulated else "0.0.0.0")
+        return iface, self._forwarded_port or self.config.listen_port
+
     async def _apply_all(self) -> None:
         down, up = self.effective_limits()
-        iface = self.config.listen_interface or ("127.0.0.1" if self.simulated else "0.0.0.0")
-        self._session = await self._client.request(
-            "settings",
-            download_limit=down,
-            upload_limit=up,
-            paused=bool(self._paused_by),
-            listen_port=self._forwarded_port or self.config.listen_port,
-            listen_interface=iface,
-        )
+        args: dict[str, Any] = {
+            "download_limit": down,
+            "upload_limit": up,
+            "paused": bool(self._paused_by),
+        }
+        if self._listen() != self._applied_listen:  # re-binding only when it changed
+            args["listen_interface"], args["listen_port"] = self._listen()
+        self._session = await self._client.request("settings", **args)
+        self._applied_listen = self._listen()
 
     # -- seeding goals and finished downloads ---------------------------------------------
     async def _finished(self, tid: str) -> None:
