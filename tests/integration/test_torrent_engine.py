@@ -476,3 +476,34 @@ async def test_add_by_url_and_not_enough_space(
     finally:
         await c.close()
         server.shutdown()
+
+
+async def test_queue_limit_keeps_one_downloading(
+    content: Content, engines: list[EngineProc], work: Path
+) -> None:
+    eng = new_engine(engines, work, "eng", work / "dl", "--active-downloads", "1")
+    c = eng.client()
+    try:
+        first = (await c.request("add", torrent=content.b64))["torrent"]
+        single = lt_session.make_torrent(str(content.root / "Show" / "notes.txt"), PIECE)
+        second = (await c.request("add", torrent=base64.b64encode(single).decode()))["torrent"]
+
+        async def states() -> dict[str, str]:
+            return {t["id"]: t["state"] for t in await c.request("status")}
+
+        deadline = time.monotonic() + 20
+        while sorted((await states()).values()) != ["downloading", "queued"]:
+            assert time.monotonic() < deadline, await states()
+            await asyncio.sleep(0.2)
+        running = next(k for k, v in (await states()).items() if v == "downloading")
+        waiting = second if running == first else first
+        # a person pauses the running one: the queued one gets the slot
+        await c.request("pause", torrent=running)
+        deadline = time.monotonic() + 20
+        while (await states())[waiting] != "downloading":
+            assert time.monotonic() < deadline, await states()
+            await asyncio.sleep(0.2)
+        st = await c.request("status", torrent=running)
+        assert st["paused"] is True and st["state"] != "queued"
+    finally:
+        await c.close()

@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(f"--{flag}", action="store_true", help=f"enable {flag} (off by default)")
     p.add_argument("--download-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
+    p.add_argument("--active-downloads", type=int, default=3, help="queue: downloading at once")
+    p.add_argument("--active-seeds", type=int, default=5, help="queue: seeding at once")
     p.add_argument("--resume-interval", type=float, default=60.0, help="seconds between saves")
     p.add_argument("--resume-batch", type=int, default=32, help="save after this many pieces")
     return p.parse_args(argv)
@@ -40,6 +42,8 @@ async def run(args: argparse.Namespace) -> None:
         natpmp=args.natpmp,
         download_limit=args.download_limit,
         upload_limit=args.upload_limit,
+        active_downloads=args.active_downloads,
+        active_seeds=args.active_seeds,
     )
     session = LtSession(options)
     engine = Engine(

@@ -50,6 +50,8 @@ class SessionOptions:
     outgoing_utp: bool = False  # aria2 speaks no uTP; libtorrent would try it first
     download_limit: int = 0  # bytes/s, 0 = unlimited
     upload_limit: int = 0
+    active_downloads: int = 3  # queue: at most this many downloading at once (-1: no limit)
+    active_seeds: int = 5
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ def _settings(o: SessionOptions) -> dict[str, Any]:
         ),
         "alert_queue_size": 10000,
         "user_agent": "SOKOUL/1.0 libtorrent/" + VERSION,
+        "active_downloads": o.active_downloads,
+        "active_seeds": o.active_seeds,
+        "active_limit": max(o.active_downloads + o.active_seeds, 10),
+        "dont_count_slow_torrents": False,  # a stalled download still holds its slot
+        "auto_manage_interval": 5,
     }
 
 
@@ -157,6 +164,9 @@ class LtSession:
             pack["download_rate_limit"] = int(changes["download_limit"])
         if "upload_limit" in changes:
             pack["upload_rate_limit"] = int(changes["upload_limit"])
+        for key in ("active_downloads", "active_seeds"):
+            if key in changes:
+                pack[key] = int(changes[key])
         if pack:
             self._s.apply_settings(pack)
         if "paused" in changes:
@@ -177,6 +187,8 @@ class LtSession:
             "download_limit": int(p["download_rate_limit"]),
             "upload_limit": int(p["upload_rate_limit"]),
             "paused": bool(self._s.is_paused()),
+            "active_downloads": int(p["active_downloads"]),
+            "active_seeds": int(p["active_seeds"]),
         }
 
     def listen_port(self) -> int:
@@ -233,9 +245,10 @@ class LtSession:
     def add(self, atp: Any, save_path: str, paused: bool = False) -> str:
         if not atp.save_path:
             atp.save_path = save_path
-        flags = atp.flags & ~lt.torrent_flags.auto_managed
-        flags = (flags | lt.torrent_flags.paused) if paused else (flags & ~lt.torrent_flags.paused)
-        atp.flags = flags
+        # queued torrents are auto-managed (libtorrent starts them as slots free up); a torrent
+        # a person paused is not, so the queue never starts it behind their back
+        am, p = lt.torrent_flags.auto_managed, lt.torrent_flags.paused
+        atp.flags = ((atp.flags & ~am) | p) if paused else ((atp.flags | am) & ~p)
         try:
             h = self._s.add_torrent(atp)
         except RuntimeError as e:
@@ -267,8 +280,17 @@ class LtSession:
         h.pause()
 
     def resume(self, tid: str) -> None:
+        """Back into the queue (started when a download slot is free)."""
         h = self._h(tid)
         h.clear_error()
+        h.set_flags(lt.torrent_flags.auto_managed)
+        h.resume()
+
+    def force_start(self, tid: str) -> None:
+        """Start now, whatever the queue says (a stream is waiting for it)."""
+        h = self._h(tid)
+        h.clear_error()
+        h.unset_flags(lt.torrent_flags.auto_managed)
         h.resume()
 
     def remove(self, tid: str, delete_files: bool) -> None:
@@ -301,10 +323,16 @@ class LtSession:
         h = self._h(tid)
         s = h.status()
         paused = bool(s.flags & lt.torrent_flags.paused)
+        queued = paused and bool(s.flags & lt.torrent_flags.auto_managed)
+        state = STATES.get(int(s.state), "unknown")
+        if s.errc.value():
+            state = "error"
+        elif queued:
+            state, paused = "queued", False  # waiting for a slot, not paused by anyone
         return TorrentStatus(
             id=tid,
             name=str(s.name) or tid,
-            state="error" if s.errc.value() else STATES.get(int(s.state), "unknown"),
+            state=state,
             paused=paused,
             progress=float(s.progress),
             total_wanted=int(s.total_wanted),
@@ -485,7 +513,9 @@ class AlertPump(threading.Thread):
 
 
 def params_paused(atp: Any) -> bool:
-    return bool(atp.flags & lt.torrent_flags.paused)
+    """Paused by a person (a torrent waiting in the queue is paused *and* auto-managed)."""
+    paused = bool(atp.flags & lt.torrent_flags.paused)
+    return paused and not bool(atp.flags & lt.torrent_flags.auto_managed)
 
 
 def make_torrent(

@@ -402,6 +402,9 @@ class Engine:
         for k in ("download_limit", "upload_limit"):
             if k in req.args:
                 changes[k] = req.int_arg(k)
+        for k in ("active_downloads", "active_seeds"):
+            if k in req.args:
+                changes[k] = req.int_arg(k, minimum=-1)
         if changes:
             self.session.apply(changes)
         return self.session.settings()
@@ -488,8 +491,8 @@ class Engine:
             prios[index] = 4
             self.session.set_file_priorities(tid, prios)
         st = self.session.status(tid)
-        if st.paused:
-            self.session.resume(tid)
+        if st.paused or st.state == "queued":
+            self.session.force_start(tid)
         path = Path(st.save_path) / files[index].path
         startup = startup_pieces(span)
         stream = StreamState(span, path, startup, bitrate=req.int_arg("bitrate", 0))
