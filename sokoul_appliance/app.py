@@ -21,6 +21,7 @@ from sokoul_appliance.cores import CoreGovernor
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
+from sokoul_appliance.library import LibraryManager
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.network.manager import NetworkManager
@@ -30,6 +31,7 @@ from sokoul_appliance.planned import PlannedSubsystem
 from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
+from sokoul_appliance.stream import StreamService
 from sokoul_appliance.system.identity import SystemIdentity
 from sokoul_appliance.systemd import SystemdClient
 from sokoul_appliance.thermal import ThermalGovernor
@@ -123,6 +125,8 @@ class Supervisor:
             SystemdClient(),
             read_only=not self.host.live,
         )
+        self.library = LibraryManager(self.host, self.store, self.bus, self.metrics.registry)
+        self.stream = StreamService(self.host, self.library, self.metrics.registry, bus=self.bus)
         self.wizard = Wizard(
             self.store,
             self.settings,
@@ -146,7 +150,6 @@ class Supervisor:
         )
         s = self.settings
         planned = [
-            PlannedSubsystem("library", "Library", s),
             PlannedSubsystem("downloads", "Downloads", s),
             PlannedSubsystem("dlna", "DLNA server", s),
             PlannedSubsystem("cast", "Casting", s),
@@ -163,6 +166,8 @@ class Supervisor:
             storage=self.storage,
             network=self.network,
             vpn=self.vpn,
+            library=self.library,
+            stream=self.stream,
             health=self.health,
             logs=self.logs,
             metrics=self.metrics,
@@ -181,6 +186,8 @@ class Supervisor:
             self.storage,
             self.network,
             self.vpn,
+            self.library,
+            self.stream,
             self.wizard,
             *planned,
         ]
@@ -249,6 +256,8 @@ class Supervisor:
             ("storage", self.storage.start, self.storage.stop),
             ("network", self.network.start, self.network.stop),
             ("VPN", self.vpn.start, self.vpn.stop),
+            ("library", self.library.start, self.library.stop),
+            ("streaming", self.stream.start, self.stream.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -130,7 +130,10 @@ def config_from_settings(
     a person can fix. ``get`` reads a settings key; ``nics`` are discovery's ports."""
     plan = get("network.plan")
     if not isinstance(plan, Mapping):
-        raise NetworkConfigError("the port roles are not chosen yet: finish the setup wizard")
+        raise NetworkConfigError(
+            "the port roles are not chosen yet: choose which port faces the internet and which "
+            "the TVs"
+        )
     internet = _find_port(INTERNET, plan.get("internet_port"), nics)
     streaming = _find_port(STREAMING, plan.get("streaming_port"), nics)
     if internet.name == streaming.name:

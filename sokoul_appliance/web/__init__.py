@@ -37,6 +37,9 @@ def build_app(ctx: WebContext) -> web.Application:
             raise web.HTTPNotFound(text="the panel's files are missing from this installation")
         return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
 
+    # /stream and /subtitles: public like a DLNA server's (TVs have no session); object ids
+    # only, never paths
+    app.add_routes(ctx.stream.routes())
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/", get_index)
     if ctx.static_dir.is_dir():

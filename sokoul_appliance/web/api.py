@@ -347,7 +347,30 @@ class Api:
 
     async def library(self, request: web.Request) -> web.Response:
         self.require_login(request)
-        return web.json_response({"items": [], **self._subsystem("library")})
+        q = request.query
+        kind = q.get("kind") or None
+        if kind not in (None, "movie", "episode", "other"):
+            raise ApiError(
+                400, "kind must be movie, episode or other", {"kind": "movie/episode/other"}
+            )
+        try:
+            offset = int(q.get("offset", "0"))
+            limit = int(q.get("limit", "60"))
+        except ValueError:
+            raise ApiError(400, "offset and limit must be numbers") from None
+        if not (offset >= 0 and 1 <= limit <= 500):
+            raise ApiError(400, "offset >= 0 and limit 1-500", {"limit": "1-500"})
+        total, items = await self.ctx.library.items(
+            kind=kind, query=(q.get("q") or None), offset=offset, limit=limit
+        )
+        return web.json_response(
+            {
+                "total": total,
+                "items": [i.to_dict() for i in items],
+                "library": self.ctx.library.snapshot(),
+                **self._subsystem("library"),
+            }
+        )
 
     async def downloads(self, request: web.Request) -> web.Response:
         self.require_login(request)

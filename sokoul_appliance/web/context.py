@@ -13,11 +13,13 @@ from sokoul_appliance.bus import EventBus
 from sokoul_appliance.cores import CoreGovernor
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthReporter
+from sokoul_appliance.library import LibraryManager
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.network.manager import NetworkManager
 from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.settings import Settings
+from sokoul_appliance.stream import StreamService
 from sokoul_appliance.thermal import ThermalGovernor
 from sokoul_appliance.vpn.manager import VpnManager
 from sokoul_appliance.wizard.flow import Wizard
@@ -43,6 +45,8 @@ class WebContext:
     storage: StorageManager
     network: NetworkManager
     vpn: VpnManager
+    library: LibraryManager
+    stream: StreamService
     health: HealthReporter
     logs: RecentLogs
     metrics: SupervisorMetrics

@@ -53,7 +53,7 @@ def test_config_defaults_to_dhcp_and_pool_in_upper_half() -> None:
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"network__plan": None}, "finish the setup wizard"),
+        ({"network__plan": None}, "the port roles are not chosen yet"),
         ({"network__plan": {**PLAN, "internet_port": "eth9"}}, "not on this board"),
         ({"network__plan": {**PLAN, "streaming_port": "enP2p1s0"}}, "two different ports"),
         ({"network__internet_mode": "static"}, "needs an address"),
@@ -218,7 +218,7 @@ async def test_manager_waits_for_the_wizard(tmp_path: Path) -> None:
     mgr = NetworkManager(Host(tmp_path), EventBus(), FakeSettings(values), None, lambda: PORTS)  # type: ignore[arg-type]
     await mgr.start()
     try:
-        assert mgr.status()[0] == "waiting" and "wizard" in mgr.status()[1]
+        assert mgr.status()[0] == "waiting" and "roles are not chosen" in mgr.status()[1]
         assert mgr.snapshot()["config"] is None
     finally:
         await mgr.stop()
