@@ -74,6 +74,8 @@ class TorrentConfig:
     upload_limit: int = 0
     # when the configured limit is "unlimited", the thermal factor scales this instead
     thermal_base_limit: int = 50 * 1024 * 1024
+    active_downloads: int = 3  # the engine's download queue
+    active_seeds: int = 5
     seed_ratio: float = 0.0  # 0: seed without a ratio goal
     seed_hours: float = 0.0  # 0: seed without a time goal
     netns: str | None = None  # run the engine with `ip netns exec NETNS` (appliance only)
@@ -191,6 +193,8 @@ class TorrentManager:
             "--state", str(self.config.state_dir), "--socket", str(self.socket_path),
             "--downloads", str(downloads), "--listen-interface", iface,
             "--listen-port", str(port), "--resume-interval", str(self.config.resume_interval),
+            "--active-downloads", str(self.config.active_downloads),
+            "--active-seeds", str(self.config.active_seeds),
         ]  # fmt: skip
         if self.config.netns and not self.simulated:
             argv = ["ip", "netns", "exec", self.config.netns, *argv]
