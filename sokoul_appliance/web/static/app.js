@@ -390,7 +390,7 @@ function errorPanel(err, retry) {
 // ---------------------------------------------------------------- routing
 
 function route() {
-  const hash = location.hash || "";
+  const hash = (location.hash || "").split("?")[0]; // "#/library?q=x": the page is "library"
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   return { name: parts[0] || "", arg: parts[1] || "" };
 }
@@ -1273,16 +1273,46 @@ const PAGE_RENDERERS = {
   },
 
   library(seq) {
-    return loadPage(seq, "Library", "/api/library", (d) => {
+    const params = new URLSearchParams((location.hash.split("?")[1]) || "");
+    const q = params.get("q") || "";
+    const kind = params.get("kind") || "";
+    const query = new URLSearchParams();
+    if (q) query.set("q", q);
+    if (kind) query.set("kind", kind);
+    return loadPage(seq, "Library", `/api/library?${query}`, (d) => {
       const items = d.items || [];
+      const search = h("input", { type: "search", name: "q", value: q, placeholder: "Search titles", "aria-label": "Search titles", dataset: tid("library-search") });
+      const kinds = h("select", { name: "kind", "aria-label": "Kind", dataset: tid("library-kind") }, h("option", { value: "" }, "Everything"), h("option", { value: "movie" }, "Movies"), h("option", { value: "episode" }, "Episodes"), h("option", { value: "other" }, "Other"));
+      kinds.value = kind;
+      const form = h("form", { class: "filters", role: "search", dataset: tid("library-filters") }, search, kinds, h("button", { type: "submit" }, "Search"));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const next = new URLSearchParams();
+        if (search.value.trim()) next.set("q", search.value.trim());
+        if (kinds.value) next.set("kind", kinds.value);
+        go(`#/library${next.toString() ? `?${next}` : ""}`);
+      });
+      const label = (it) => (it.kind === "episode" && it.show_title ? `${it.show_title} S${String(it.season ?? 0).padStart(2, "0")}E${String(it.episode ?? 0).padStart(2, "0")}${it.episode_title ? ` · ${it.episode_title}` : ""}` : it.display_title || it.title || it.file_name || "—");
       return [
         stateLine(d),
+        form,
         table(
-          `${items.length} item${items.length === 1 ? "" : "s"} in the library`,
-          ["Title", "Year", "Kind", "Path"],
+          `${d.total ?? items.length} item${(d.total ?? items.length) === 1 ? "" : "s"}${q ? ` matching “${q}”` : " in the library"}`,
+          ["Title", "Year", "Kind", "Length", "Video", ""],
           items.length
-            ? items.map((it) => h("tr", { dataset: tid("library-row") }, h("td", null, it.title || it.name || "—"), h("td", null, it.year ?? "—"), h("td", null, it.kind || it.type || "—"), h("td", { class: "mono" }, it.path || "—")))
-            : [emptyRow(4, "No items. " + emptyReason(d))],
+            ? items.map((it) =>
+                h(
+                  "tr",
+                  { dataset: { testid: "library-row", id: it.id } },
+                  h("th", { scope: "row" }, label(it)),
+                  h("td", null, it.year ?? "—"),
+                  h("td", null, humanKey(it.kind || "—")),
+                  h("td", null, it.duration ? fmtUptime(it.duration) : "—"),
+                  h("td", null, [it.video_codec, it.resolution].filter(Boolean).join(" · ") || "—"),
+                  h("td", null, h("a", { href: `/stream/${encodeURIComponent(it.id)}`, target: "_blank", rel: "noopener", dataset: tid("library-play") }, "Play")),
+                ),
+              )
+            : [emptyRow(6, "No items. " + emptyReason(d))],
           "library-table",
         ),
       ];
