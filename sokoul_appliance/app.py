@@ -35,6 +35,7 @@ from sokoul_appliance.stream import StreamService
 from sokoul_appliance.system.identity import SystemIdentity
 from sokoul_appliance.systemd import SystemdClient
 from sokoul_appliance.thermal import ThermalGovernor
+from sokoul_appliance.torrent.manager import TorrentConfig, TorrentManager
 from sokoul_appliance.vpn.manager import VpnManager
 from sokoul_appliance.web import build_app
 from sokoul_appliance.web.context import StatusSource, WebContext
@@ -125,6 +126,15 @@ class Supervisor:
             SystemdClient(),
             read_only=not self.host.live,
         )
+        self.torrents = TorrentManager(
+            self.host,
+            self.bus,
+            self.settings,
+            self.metrics.registry,
+            self.storage,
+            # start_timeout: libtorrent's import alone takes tens of seconds under emulation
+            TorrentConfig(state_dir=config.state / "torrent", start_timeout=120.0),
+        )
         self.library = LibraryManager(self.host, self.store, self.bus, self.metrics.registry)
         self.stream = StreamService(self.host, self.library, self.metrics.registry, bus=self.bus)
         self.wizard = Wizard(
@@ -150,7 +160,6 @@ class Supervisor:
         )
         s = self.settings
         planned = [
-            PlannedSubsystem("downloads", "Downloads", s),
             PlannedSubsystem("dlna", "DLNA server", s),
             PlannedSubsystem("cast", "Casting", s),
         ]
@@ -167,6 +176,7 @@ class Supervisor:
             network=self.network,
             vpn=self.vpn,
             library=self.library,
+            torrents=self.torrents,
             stream=self.stream,
             health=self.health,
             logs=self.logs,
@@ -186,6 +196,7 @@ class Supervisor:
             self.storage,
             self.network,
             self.vpn,
+            self.torrents,
             self.library,
             self.stream,
             self.wizard,
@@ -256,6 +267,7 @@ class Supervisor:
             ("storage", self.storage.start, self.storage.stop),
             ("network", self.network.start, self.network.stop),
             ("VPN", self.vpn.start, self.vpn.stop),
+            ("downloads", self.torrents.start, self.torrents.stop),
             ("library", self.library.start, self.library.stop),
             ("streaming", self.stream.start, self.stream.stop),
             ("web", self.web.start, self.web.stop),

@@ -195,6 +195,7 @@ class TorrentManager:
             "--listen-port", str(port), "--resume-interval", str(self.config.resume_interval),
             "--active-downloads", str(self.config.active_downloads),
             "--active-seeds", str(self.config.active_seeds),
+            "--exit-with-parent",  # no orphan engine when the supervisor dies (even kill -9)
         ]  # fmt: skip
         if self.config.netns and not self.simulated:
             argv = ["ip", "netns", "exec", self.config.netns, *argv]

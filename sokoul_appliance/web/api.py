@@ -4,6 +4,8 @@ manager that owns it."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import math
 from typing import Any
@@ -17,6 +19,7 @@ from sokoul_appliance.network.manager import NetworkChangeError, NetworkReadOnly
 from sokoul_appliance.storage import StorageUnavailable
 from sokoul_appliance.storage.formatting import FormatRefused
 from sokoul_appliance.store.settings import SettingsError, flatten_patch, public_field
+from sokoul_appliance.torrent.client import EngineError, EngineUnavailable
 from sokoul_appliance.web.context import WebContext
 from sokoul_appliance.web.errors import ApiError, read_json
 from sokoul_appliance.web.openapi import document
@@ -374,7 +377,64 @@ class Api:
 
     async def downloads(self, request: web.Request) -> web.Response:
         self.require_login(request)
-        return web.json_response({"torrents": [], **self._subsystem("downloads")})
+        snap = self.ctx.torrents.snapshot()
+        return web.json_response(
+            {
+                "torrents": snap["torrents"],
+                "engine": snap["engine"],
+                "limits": snap["limits"],
+                "paused_by": snap["paused_by"],
+                "state": snap["state"],
+                "detail": snap["detail"],
+            }
+        )
+
+    async def downloads_add(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, 'send {"magnet": ...}, {"torrent": base64} or {"url": ...}')
+        magnet, torrent, url = body.get("magnet"), body.get("torrent"), body.get("url")
+        given = [k for k, v in (("magnet", magnet), ("torrent", torrent), ("url", url)) if v]
+        if len(given) != 1 or not all(isinstance(body[k], str) for k in given):
+            raise ApiError(400, "give exactly one of magnet, torrent (base64) or url")
+        raw: bytes | None = None
+        if isinstance(torrent, str):
+            try:
+                raw = base64.b64decode(torrent, validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(400, "torrent must be the .torrent file in base64",
+                               {"torrent": "not base64"}) from None  # fmt: skip
+        try:
+            tid = await self.ctx.torrents.add(
+                magnet=magnet if isinstance(magnet, str) else None,
+                torrent=raw,
+                url=url if isinstance(url, str) else None,
+            )
+        except StorageUnavailable as e:
+            raise ApiError(409, f"downloads have no place: {e}") from None
+        except (EngineError, EngineUnavailable) as e:
+            raise ApiError(400, str(e), {given[0]: str(e)}) from None
+        log.info("download added (%s)", given[0])
+        return web.json_response({"id": tid})
+
+    async def downloads_action(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        tid, action = request.match_info["torrent"], request.match_info["action"]
+        body = await read_json(request) if request.can_read_body else {}
+        try:
+            if action == "pause":
+                await self.ctx.torrents.pause(tid)
+            elif action == "resume":
+                await self.ctx.torrents.resume(tid)
+            elif action == "remove":
+                delete = bool(isinstance(body, dict) and body.get("delete_files"))
+                await self.ctx.torrents.remove(tid, delete_files=delete)
+            else:
+                raise ApiError(404, f"no action {action!r} (pause, resume, remove)")
+        except (EngineError, EngineUnavailable) as e:
+            raise ApiError(409, str(e)) from None
+        return web.json_response({})
 
     async def devices(self, request: web.Request) -> web.Response:
         self.require_login(request)

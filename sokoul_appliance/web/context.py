@@ -21,6 +21,7 @@ from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.stream import StreamService
 from sokoul_appliance.thermal import ThermalGovernor
+from sokoul_appliance.torrent.manager import TorrentManager
 from sokoul_appliance.vpn.manager import VpnManager
 from sokoul_appliance.wizard.flow import Wizard
 
@@ -46,6 +47,7 @@ class WebContext:
     network: NetworkManager
     vpn: VpnManager
     library: LibraryManager
+    torrents: TorrentManager
     stream: StreamService
     health: HealthReporter
     logs: RecentLogs

@@ -56,7 +56,7 @@ def document() -> dict[str, Any]:
                     "schema": {"type": "string"},
                 }
             )
-        for name in ("step", "change"):
+        for name in ("step", "change", "torrent", "action"):
             if "{" + name + "}" in r.path:
                 op.setdefault("parameters", []).append(
                     {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

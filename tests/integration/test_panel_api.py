@@ -238,9 +238,23 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
     status, overview = await c.call("GET", "/api/overview")
     assert status == 200 and overview["hostname"] == "sokoul-den"
     names = {s["name"]: s["state"] for s in overview["subsystems"]}
-    assert names["web"] == "ok" and names["store"] == "ok" and names["downloads"] == "unavailable"
+    assert names["web"] == "ok" and names["store"] == "ok" and names["dlna"] == "unavailable"
     # the simulated board has no media drive mounted: the library says so
     assert names["library"] == "degraded"
+    # the torrent engine runs (under the state dir on a simulated board); bad input is refused
+    # with the engine's reason and the engine stays up
+    for _ in range(150):
+        _, dl = await c.call("GET", "/api/downloads")
+        if dl["state"] == "ok":
+            break
+        await asyncio.sleep(0.2)
+    assert dl["state"] == "ok" and dl["engine"]["running"], dl
+    status, body = await c.call("POST", "/api/downloads", {"magnet": "magnet:?xt=urn:btih:zz"})
+    assert status == 400 and body["error"]["fields"]["magnet"], body
+    status, body = await c.call("POST", "/api/downloads", {"torrent": "bm90IGEgdG9ycmVudA=="})
+    assert status == 400, body
+    _, dl = await c.call("GET", "/api/downloads")
+    assert dl["state"] == "ok" and dl["torrents"] == []
 
 
 async def test_wizard_resumes_after_kill_9(tmp_path: Path) -> None:
@@ -309,7 +323,12 @@ async def test_every_private_route_needs_a_session(client: Client) -> None:
         checked = 0
         for path, ops in doc["paths"].items():
             for method, op in ops.items():
-                concrete = path.replace("{step}", "summary").replace("{change}", "c1")
+                concrete = (
+                    path.replace("{step}", "summary")
+                    .replace("{change}", "c1")
+                    .replace("{torrent}", "t1")
+                    .replace("{action}", "pause")
+                )
                 status, body = await anon.call(method.upper(), concrete, {})
                 if op["tags"] == ["wizard"] and method == "get":
                     # says only that setup is complete (as /api/session does)
@@ -419,7 +438,7 @@ async def test_security_headers_and_openapi(client: Client, supervisor: Supervis
     text = (REPO / "docs/api.md").read_text()
     in_docs = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/api/[^` ?]+)", text))
     assert documented == in_docs
-    assert len(documented) == 25
+    assert len(documented) == 27
 
 
 async def test_preseeded_setup_skips_the_wizard(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ STATE_WORDS = {
     "not_configured": "Not configured",
     "unavailable": "Unavailable",
     "waiting": "Waiting",
+    "starting": "Starting",
     "error": "Error",
 }
 

@@ -76,6 +76,7 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
             "STATUS=starting storage",
             "STATUS=starting network",
             "STATUS=starting VPN",
+            "STATUS=starting downloads",
             "STATUS=starting library",
             "STATUS=starting streaming",
             "STATUS=starting web",

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import faulthandler
 import logging
+import os
 import signal
 from pathlib import Path
 
 from sokoul_appliance.torrent.engine.lt_session import AlertPump, LtSession, SessionOptions
 from sokoul_appliance.torrent.engine.resume import ResumeStore
 from sokoul_appliance.torrent.engine.server import Engine
+
+PR_SET_PDEATHSIG = 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +33,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--active-seeds", type=int, default=5, help="queue: seeding at once")
     p.add_argument("--resume-interval", type=float, default=60.0, help="seconds between saves")
     p.add_argument("--resume-batch", type=int, default=32, help="save after this many pieces")
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop (saving resume data) when the process that started this one dies",
+    )
     return p.parse_args(argv)
+
+
+def exit_with_parent() -> bool:
+    """Ask the kernel for SIGTERM when our parent (the supervisor) dies, even by kill -9, so
+    the engine saves its resume data and ends instead of living on as an orphan. Returns False
+    when the parent is already gone."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    return os.getppid() == parent and parent != 1
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -56,6 +76,8 @@ async def run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, engine.request_stop)
+    if args.exit_with_parent and not exit_with_parent():
+        engine.request_stop()
     engine.attach(loop)
     pump = AlertPump(session, engine.deliver)
     pump.start()

@@ -31,6 +31,7 @@ const STATE_WORDS = {
   not_configured: "Not configured",
   unavailable: "Unavailable",
   waiting: "Waiting",
+  starting: "Starting",
   error: "Error",
 };
 
