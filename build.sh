@@ -125,10 +125,13 @@ cmd_test() {
   ensure_venv
   # tests also run first boot's tools on the host (growpart, ssh-keygen, systemd-machine-id-setup)
   # and drive Debian's chromium with Playwright; the systemd D-Bus double runs on a private
-  # dbus-daemon; storage tests use loop devices, mkfs.ext4, mount; bench/storage.sh compares rsync
+  # dbus-daemon; storage tests use loop devices, mkfs.ext4, mount; bench/storage.sh compares rsync;
+  # network/VPN tests: nft, dnsmasq, udhcpc, wireguard-go; torrent tests seed from aria2c;
+  # library/stream tests make and probe media with ffmpeg
   apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium \
     dbus-daemon mount e2fsprogs util-linux rsync bc \
-    nftables dnsmasq-base udhcpc ethtool iproute2 wireguard-go wireguard-tools tcpdump
+    nftables dnsmasq-base udhcpc ethtool iproute2 wireguard-go wireguard-tools tcpdump \
+    aria2 ffmpeg
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"
