@@ -535,6 +535,20 @@ def check_every_page(
             expect(tid(page, row)).to_have_count(len(data[key]))
         shot(page, f"panel-{name}")
 
+    # Downloads: the engine runs; a malformed magnet gets its reason next to the form
+    deadline = time.monotonic() + 60
+    while api_get(page, sup, "/api/downloads")["state"] != "ok":
+        assert time.monotonic() < deadline, "the torrent engine did not come up"
+        time.sleep(0.3)
+    go_page(page, "home")
+    go_page(page, "downloads")
+    expect(tid(page, "state-badge").first).to_have_text("OK")
+    tid(page, "input-magnet").fill("magnet:?xt=urn:btih:not-a-hash")
+    with console.expecting(r"status of 400"):
+        tid(page, "download-add").click()
+        expect(tid(page, "download-form").locator(".field-error")).to_be_visible()
+    shot(page, "panel-downloads-error")
+
     # Network: both ports with their roles, and the plan from the wizard
     go_page(page, "network")
     net = api_get(page, sup, "/api/network")

@@ -1323,24 +1323,70 @@ const PAGE_RENDERERS = {
   downloads(seq) {
     return loadPage(seq, "Downloads", "/api/downloads", (d) => {
       const list = d.torrents || [];
+      const rate = (b) => (b ? `${fmtBytes(b)}/s` : "—");
+      const act = (t, action, label, body) => {
+        const b = h("button", { type: "button", dataset: { testid: `download-${action}`, id: t.id } }, label);
+        b.addEventListener("click", async () => {
+          busy(b, true);
+          try {
+            await api("POST", `/api/downloads/${encodeURIComponent(t.id)}/${action}`, body);
+          } finally {
+            render();
+          }
+        });
+        return b;
+      };
+      // add: a magnet link, or a .torrent file read here and sent as base64
+      const magnet = textInput("magnet", "", { placeholder: "magnet:?xt=urn:btih:…", autocomplete: "off", spellcheck: "false", dataset: { field: "magnet", testid: "input-magnet" } });
+      const file = h("input", { type: "file", name: "torrent", accept: ".torrent,application/x-bittorrent", dataset: { field: "torrent", testid: "input-torrent-file" } });
+      const submit = h("button", { type: "submit", class: "primary", dataset: tid("download-add") }, "Add");
+      const form = h("form", { class: "card wide", novalidate: true, dataset: tid("download-form") }, h("h2", null, "Add a download"), field("Magnet link", magnet), field(".torrent file", file), h("div", { class: "actions" }, submit));
+      const errors = formErrors(form);
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        errors.clear();
+        busy(submit, true);
+        try {
+          let body;
+          if (file.files && file.files[0]) {
+            const bytes = new Uint8Array(await file.files[0].arrayBuffer());
+            let bin = "";
+            for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+            body = { torrent: btoa(bin) };
+          } else {
+            body = { magnet: magnet.value.trim() };
+          }
+          await api("POST", "/api/downloads", body);
+          render();
+        } catch (err) {
+          errors.show(err);
+        } finally {
+          busy(submit, false);
+        }
+      });
       return [
         stateLine(d),
+        form,
         table(
           `${list.length} download${list.length === 1 ? "" : "s"}`,
-          ["Name", "Progress", "State", "Size"],
+          ["Name", "Progress", "State", "Down", "Up", "Peers", "Size", ""],
           list.length
             ? list.map((t) => {
-                const pct = t.progress === undefined || t.progress === null ? null : Number(t.progress) <= 1 ? Number(t.progress) * 100 : Number(t.progress);
+                const pct = t.progress === undefined || t.progress === null ? null : Number(t.progress) * 100;
                 return h(
                   "tr",
-                  { dataset: tid("download-row") },
-                  h("td", null, t.name || "—"),
+                  { dataset: { testid: "download-row", id: t.id } },
+                  h("th", { scope: "row" }, t.name || "—"),
                   h("td", null, pct === null ? "—" : [h("meter", { min: "0", max: "100", value: String(pct) }), ` ${pct.toFixed(0)} %`]),
-                  h("td", null, t.state || "—"),
-                  h("td", null, fmtBytes(t.size_bytes)),
+                  h("td", null, t.error ? `Error: ${t.error}` : humanKey(t.state || "—")),
+                  h("td", null, rate(t.download_rate)),
+                  h("td", null, rate(t.upload_rate)),
+                  h("td", null, String(t.peers ?? "—")),
+                  h("td", null, fmtBytes(t.size)),
+                  h("td", { class: "row-actions" }, t.paused ? act(t, "resume", "Resume") : act(t, "pause", "Pause"), act(t, "remove", "Remove", { delete_files: false })),
                 );
               })
-            : [emptyRow(4, "No downloads. " + emptyReason(d))],
+            : [emptyRow(8, "No downloads. " + emptyReason(d))],
           "downloads-table",
         ),
       ];
