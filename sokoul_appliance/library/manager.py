@@ -23,8 +23,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from rapidfuzz import fuzz, process
-from rapidfuzz.utils import default_process
 
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import (
@@ -577,6 +575,9 @@ class LibraryManager:
         titles = [r[0] for r in rows]
 
         def closest() -> list[str]:
+            from rapidfuzz import fuzz, process  # first fuzzy search only (memory, start-up)
+            from rapidfuzz.utils import default_process
+
             hits = process.extract(
                 query, titles, scorer=fuzz.WRatio, processor=default_process, limit=5
             )

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from guessit import guessit  # type: ignore[import-untyped]
-
 MOVIE = "movie"
 EPISODE = "episode"
 OTHER = "other"  # a video guessit could not call a movie or an episode (home video, clips)
@@ -78,6 +76,10 @@ def parse_name(name: str) -> ParsedName:
     if own is not None:
         return own
     try:
+        # imported on first use (in the scan's worker thread): guessit and its rule tables
+        # weigh ~15 MiB and seconds of start-up under emulation, and idle boots never parse
+        from guessit import guessit  # type: ignore[import-untyped]
+
         g = guessit(name)
     except Exception:  # guessit's own errors (GuessitException) on odd names: the plain stem
         return ParsedName(OTHER, PurePosixPath(name).stem)
