@@ -7,7 +7,9 @@ fixture tree in tests and dev mode) and runs commands with a timeout, off the ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +110,17 @@ class Host:
         if result.returncode != 0:
             raise CommandError(result)
         return result
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """End a child we started, by its PID: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

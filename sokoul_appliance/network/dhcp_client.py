@@ -12,15 +12,13 @@ Both answer ``lease()`` with what the port holds now (``address`` "a.b.c.d/len",
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
-import signal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sokoul_appliance.host import Host
+from sokoul_appliance.host import Host, stop_process
 
 log = logging.getLogger("sokoul.network")
 
@@ -125,14 +123,7 @@ class UdhcpcDhcp:
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await stop_process(proc)
         await asyncio.to_thread(self.lease_file.unlink, missing_ok=True)
 
     def running(self) -> bool:

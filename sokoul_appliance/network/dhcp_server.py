@@ -13,11 +13,11 @@ import contextlib
 import ipaddress
 import logging
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
+from sokoul_appliance.host import stop_process
 from sokoul_appliance.network.roles import NetworkConfig
 
 log = logging.getLogger("sokoul.network")
@@ -120,14 +120,7 @@ class DnsmasqServer:
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await stop_process(proc)
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None

@@ -16,8 +16,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
-import signal
 import socket
 import sys
 import time
@@ -37,7 +35,7 @@ from sokoul_appliance.events import (
     TorrentLimitRequest,
     VpnPortForwarded,
 )
-from sokoul_appliance.host import Host
+from sokoul_appliance.host import Host, stop_process
 from sokoul_appliance.storage.placement import StorageUnavailable
 from sokoul_appliance.torrent.client import (
     EngineClient,
@@ -236,14 +234,7 @@ class TorrentManager:
         self._ready.clear()
         if proc is None or proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)  # the engine saves resume data, then exits
-        try:
-            await asyncio.wait_for(proc.wait(), 25)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        await stop_process(proc, grace=25)  # SIGTERM: the engine saves resume data, then exits
 
     async def _supervise(self) -> None:
         """Start the engine, follow its status; restart it (with backoff) when it dies."""
