@@ -57,16 +57,24 @@ apt_ensure() {
   [ ${#missing[@]} -eq 0 ] && return 0
   need_root
   say "installing host packages: ${missing[*]}"
-  local try
+  # test peers (minidlna, nginx) are packaged as services: never let their installation start a
+  # daemon on this machine (minidlna would announce SSDP on the real interfaces). A policy-rc.d
+  # that answers 101 ("action forbidden") is Debian's switch for that; ours is removed after.
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && ours=1
+  fi
+  local try ok=0
   for try in 1 2 3; do
     if apt-get update -qq -o Acquire::Retries=5 &&
        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Acquire::Retries=5 \
          --no-install-recommends "${missing[@]}"; then
-      return 0
+      ok=1; break
     fi
     say "apt failed (try $try of 3), retrying in 10 s"; sleep 10
   done
-  die "could not install: ${missing[*]}"
+  [ "$ours" = 1 ] && rm -f "$policy"
+  [ "$ok" = 1 ] || die "could not install: ${missing[*]}"
 }
 
 # qemu-user for arm64 chroots: mount binfmt_misc when needed, enable the qemu-aarch64 handler.
@@ -127,11 +135,12 @@ cmd_test() {
   # and drive Debian's chromium with Playwright; the systemd D-Bus double runs on a private
   # dbus-daemon; storage tests use loop devices, mkfs.ext4, mount; bench/storage.sh compares rsync;
   # network/VPN tests: nft, dnsmasq, udhcpc, wireguard-go; torrent tests seed from aria2c;
-  # library/stream tests make and probe media with ffmpeg
+  # library/stream tests make and probe media with ffmpeg; DLNA tests compare with minidlna and
+  # discover with gssdp-discover (gupnp-tools); bench/dlna.sh compares streaming with nginx
   apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium \
     dbus-daemon mount e2fsprogs util-linux rsync bc \
     nftables dnsmasq-base udhcpc ethtool iproute2 wireguard-go wireguard-tools tcpdump \
-    aria2 ffmpeg
+    aria2 ffmpeg minidlna gupnp-tools nginx-light
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"
