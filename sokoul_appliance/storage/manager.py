@@ -82,8 +82,9 @@ class StorageConfig:
     gc_interval: float = 3600.0  # seeding GC (and watched cleanup when enabled)
     tiering_interval: float = 600.0  # check the media watermark
     health_interval: float = 60.0  # smart logs
-    tiering: TieringRules = field(default_factory=TieringRules)
-    cleanup_watched_days: float | None = None  # off by default
+    # the tiering rules and the watched-media cleanup are household choices: they live in
+    # Settings (storage.free_watermark_percent, storage.cold_after_days,
+    # storage.cleanup_watched_days) and are read at every evaluation
     migration: MigrationOptions = field(default_factory=MigrationOptions)
 
 
@@ -282,9 +283,9 @@ class StorageManager:
             "migrations": [current.to_json()] if current else [],
             "gc_pending": self._gc_pending,
             "rules": {
-                "free_watermark": self.config.tiering.free_watermark,
-                "min_idle_days": self.config.tiering.min_idle_days,
-                "cleanup_watched_days": self.config.cleanup_watched_days,
+                "free_watermark": self.tiering_rules().free_watermark,
+                "min_idle_days": self.tiering_rules().min_idle_days,
+                "cleanup_watched_days": self.cleanup_watched_days(),
             },
             "last_actions": list(reversed(self._actions)),
         }
@@ -597,6 +598,17 @@ class StorageManager:
             except MigrationError as e:
                 await self._act("migration failed", str(e))
 
+    def tiering_rules(self) -> TieringRules:
+        return TieringRules(
+            free_watermark=self._settings.get("storage.free_watermark_percent") / 100,
+            min_idle_days=float(self._settings.get("storage.cold_after_days")),
+        )
+
+    def cleanup_watched_days(self) -> float | None:
+        """Days after the last watch before watched media is deleted; None = never (default)."""
+        days = self._settings.get("storage.cleanup_watched_days")
+        return float(days) if days else None
+
     async def rebalance(self) -> list[MigrationResult]:
         """Move the least recently watched library items to the cold tier while the media
         drive's free space is under the watermark."""
@@ -612,7 +624,7 @@ class StorageManager:
         }
         facts = await asyncio.to_thread(self._library_facts, watched)
         chosen = choose_cold_items(
-            facts, usage[0], usage[1], self.config.tiering, time.time(), cold[1]
+            facts, usage[0], usage[1], self.tiering_rules(), time.time(), cold[1]
         )
         moved, errors = await self.migrator.move_many([f.item for f in chosen], TO_COLD)
         for e in errors:
@@ -658,7 +670,7 @@ class StorageManager:
         if removed:
             self._bus.publish(StorageItemsRemoved("seeding_done", tuple(removed)))
             await self._act("gc", f"removed {len(removed)} finished download(s)")
-        days = self.config.cleanup_watched_days
+        days = self.cleanup_watched_days()
         if days is not None:
             gone = await self.gc.cleanup_watched(days)
             if gone:

@@ -85,6 +85,25 @@ def check_bool(value: Any) -> bool:
     return value
 
 
+def check_watermark_percent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 90:
+        raise ValueError("a percentage of the media drive between 1 and 90")
+    return int(value)
+
+
+def check_cold_after_days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3650:
+        raise ValueError("a number of days between 0 and 3650")
+    return int(value)
+
+
+def check_cleanup_days(value: Any) -> int:
+    """0 = never delete watched media (the default); else days after the last watch."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3650:
+        raise ValueError("a number of days between 1 and 3650, or 0 for never")
+    return int(value)
+
+
 def check_json_object(value: Any) -> Any:
     if value is not None and not isinstance(value, dict):
         raise ValueError("an object or null")
@@ -159,6 +178,12 @@ KEYS: dict[str, Key] = {
     "content.tmdb_api_key": Key("", check_secret, secret=True),
     "content.torznab_urls": Key([], check_urls),
     "dlna.serve_lan": Key(False, check_bool),
+    # storage tiering rules (storage/tiering.py): keep this share of the media drive free by
+    # moving items nobody used for cold_after_days to the cold tier; cleanup of watched media
+    # after N days is off (0) unless the household turns it on
+    "storage.free_watermark_percent": Key(15, check_watermark_percent),
+    "storage.cold_after_days": Key(30, check_cold_after_days),
+    "storage.cleanup_watched_days": Key(0, check_cleanup_days),
     # plans chosen in the wizard for managers that apply them (network, storage, vpn)
     "network.plan": Key(None, check_json_object),
     "storage.plan": Key(None, check_json_object),
@@ -247,6 +272,11 @@ class Settings:
                 "torznab_urls": list(v["content.torznab_urls"]),
             },
             "dlna": {"serve_lan": v["dlna.serve_lan"]},
+            "storage": {
+                "free_watermark_percent": v["storage.free_watermark_percent"],
+                "cold_after_days": v["storage.cold_after_days"],
+                "cleanup_watched_days": v["storage.cleanup_watched_days"],
+            },
         }
 
 
@@ -260,6 +290,9 @@ _PATCH_PATHS = {
     ("content", "tmdb_api_key"): "content.tmdb_api_key",
     ("content", "torznab_urls"): "content.torznab_urls",
     ("dlna", "serve_lan"): "dlna.serve_lan",
+    ("storage", "free_watermark_percent"): "storage.free_watermark_percent",
+    ("storage", "cold_after_days"): "storage.cold_after_days",
+    ("storage", "cleanup_watched_days"): "storage.cleanup_watched_days",
 }
 
 

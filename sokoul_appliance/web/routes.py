@@ -179,6 +179,13 @@ ROUTES: tuple[Route, ...] = (
                     {"tmdb_api_key": STR, "torznab_urls": {"type": "array", "items": STR}}
                 ),
                 "dlna": _obj({"serve_lan": BOOL}),
+                "storage": _obj(
+                    {
+                        "free_watermark_percent": NUM,
+                        "cold_after_days": NUM,
+                        "cleanup_watched_days": NUM,
+                    }
+                ),
             }
         ),
     ),

@@ -24,7 +24,6 @@ from sokoul_appliance.host import Host
 from sokoul_appliance.storage import FormatRefused, StorageConfig, StorageManager
 from sokoul_appliance.storage.formatting import current_drives
 from sokoul_appliance.storage.placement import StorageUnavailable
-from sokoul_appliance.storage.tiering import TieringRules
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
 from tests.storage_doubles import LoopDisk, MountingUnitControl, run, unmount_all_under, wait_for
@@ -133,7 +132,7 @@ def free_ratio(path: Path) -> float:
 @pytest.fixture
 async def rig(board: Board) -> AsyncIterator[Rig]:
     board.system_drive()
-    r = Rig(board, tiering=TieringRules(free_watermark=0.15, min_idle_days=0))
+    r = Rig(board)
     try:
         yield r
     finally:
@@ -162,10 +161,18 @@ async def test_tiers_end_to_end(board: Board, rig: Rig) -> None:
                 "media_drive": "nvme1n1",
                 "format_media": True,
                 "confirmed": {"model": MEDIA_MODEL, "serial": "WD-MEDIA-0001"},
-            }
+            },
+            # the household's tiering rules (Settings): keep 15 % free, move anything idle
+            "storage.free_watermark_percent": 15,
+            "storage.cold_after_days": 0,
         }
     )
     await rig.manager.start()
+    assert rig.manager.snapshot()["rules"] == {
+        "free_watermark": 0.15,
+        "min_idle_days": 0.0,
+        "cleanup_watched_days": None,
+    }
     await wait_for(lambda: rig.manager.available("media"))
     uuid = run("blkid", "-c", "/dev/null", "-p", "-s", "UUID", "-o", "value", media.node)
     assert run("blkid", "-c", "/dev/null", "-p", "-s", "LABEL", "-o", "value", media.node) == (

@@ -11,7 +11,7 @@ from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import SettingsChanged
 from sokoul_appliance.store.database import Store, StoreError
 from sokoul_appliance.store.migrations import MIGRATIONS
-from sokoul_appliance.store.settings import Settings, SettingsError
+from sokoul_appliance.store.settings import Settings, SettingsError, flatten_patch
 
 
 async def test_migrations_wal_and_reopen(tmp_path: Path) -> None:
@@ -48,6 +48,26 @@ async def test_settings_are_atomic_and_persist(tmp_path: Path) -> None:
             await settings.update({"thermal.release_c": 81})  # above throttle (80)
         assert "thermal.release_c" in e.value.fields
         assert settings.get("thermal.critical_c") == 90
+        # the storage rules: percent and days, range-checked; cleanup of watched media off
+        assert settings.get("storage.cleanup_watched_days") == 0
+        with pytest.raises(SettingsError) as e:
+            await settings.update(
+                {"storage.free_watermark_percent": 95, "storage.cold_after_days": -1}
+            )
+        assert set(e.value.fields) == {
+            "storage.free_watermark_percent",
+            "storage.cold_after_days",
+        }
+        assert "between 1 and 90" in e.value.fields["storage.free_watermark_percent"]
+        await settings.update({"storage.free_watermark_percent": 20})
+        assert flatten_patch({"storage": {"cleanup_watched_days": 60}}) == {
+            "storage.cleanup_watched_days": 60
+        }
+        assert settings.public_view()["storage"] == {
+            "free_watermark_percent": 20,
+            "cold_after_days": 30,
+            "cleanup_watched_days": 0,
+        }
     finally:
         await store.stop()
     store = Store(tmp_path / "sokoul.db")

@@ -1880,12 +1880,59 @@ function storageManagerBlocks(m, drives) {
     "div",
     { class: "storage-manager" },
     tiers,
+    tieringRulesForm(m.rules || {}),
     h("h2", { class: "section-title" }, "Migrations"),
     migrations.length ? h("ul", null, migrations) : h("p", { class: "muted", dataset: tid("migrations-none") }, "No migration running."),
     h("h2", { class: "section-title" }, "Last actions"),
     actions.length ? h("ul", null, actions) : h("p", { class: "muted" }, "No action yet."),
     free.length ? form : h("p", { class: "muted", dataset: tid("format-none") }, "Every drive is in use."),
   );
+}
+
+/** The household's tiering rules (saved in Settings, read by the storage manager at every
+ * check): free space to keep on the media drive, idle days before an item goes cold, and the
+ * optional cleanup of watched media. */
+function tieringRulesForm(rules) {
+  const num = (key, value, min, max) =>
+    h("input", { type: "number", name: `storage.${key}`, value: value ?? "", step: "1", min, max, inputmode: "numeric", dataset: { field: `storage.${key}`, testid: `input-storage-${key}` } });
+  const pct = rules.free_watermark === undefined || rules.free_watermark === null ? "" : Math.round(rules.free_watermark * 100);
+  const water = num("free_watermark_percent", pct, "1", "90");
+  const idle = num("cold_after_days", rules.min_idle_days ?? "", "0", "3650");
+  const cleanupOn = rules.cleanup_watched_days !== null && rules.cleanup_watched_days !== undefined;
+  const cleanup = h("input", { type: "checkbox", name: "storage.cleanup", checked: cleanupOn, dataset: tid("input-storage-cleanup") });
+  const days = num("cleanup_watched_days", cleanupOn ? rules.cleanup_watched_days : 90, "1", "3650");
+  days.disabled = !cleanupOn;
+  cleanup.addEventListener("change", () => { days.disabled = !cleanup.checked; });
+  const saved = h("p", { class: "saved", role: "status", dataset: tid("rules-saved") });
+  const save = h("button", { type: "submit", class: "primary", dataset: tid("rules-save") }, "Save rules");
+  const form = h(
+    "form",
+    { class: "card wide", novalidate: true, dataset: tid("rules-form") },
+    h("h2", null, "Tiering rules"),
+    h("p", { class: "hint" }, "When the media drive runs low, the items nobody has watched for the longest move to cold storage; they come back when you play them."),
+    h("div", { class: "row3" }, field("Keep free on the media drive (%)", water), field("Move items unused for (days)", idle)),
+    h("div", { class: "field checkbox-field" }, h("label", null, cleanup, " Delete watched media after a while (off by default)")),
+    field("Delete watched media after (days)", days),
+    h("div", { class: "actions" }, save, saved),
+  );
+  const errors = formErrors(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.clear();
+    saved.textContent = "";
+    const toNum = (el) => (el.value === "" ? null : Number(el.value));
+    const body = { storage: { free_watermark_percent: toNum(water), cold_after_days: toNum(idle), cleanup_watched_days: cleanup.checked ? toNum(days) : 0 } };
+    busy(save, true);
+    try {
+      await api("PATCH", "/api/settings", body);
+      saved.textContent = "Saved.";
+    } catch (err) {
+      if (err.status !== 401) errors.show(err);
+    } finally {
+      busy(save, false);
+    }
+  });
+  return form;
 }
 
 /** The thermal governor: its state, the hottest zone, thresholds and its last actions. */
