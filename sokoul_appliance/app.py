@@ -33,6 +33,7 @@ from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
 from sokoul_appliance.stream import StreamService
+from sokoul_appliance.stream.source import SourceRegistry
 from sokoul_appliance.system.identity import SystemIdentity
 from sokoul_appliance.systemd import SystemdClient
 from sokoul_appliance.thermal import ThermalGovernor
@@ -135,9 +136,16 @@ class Supervisor:
             self.storage,
             # start_timeout: libtorrent's import alone takes tens of seconds under emulation
             TorrentConfig(state_dir=config.state / "torrent", start_timeout=120.0),
+            sources=SourceRegistry(),  # "Play now" puts a downloading file here for /stream
         )
         self.library = LibraryManager(self.host, self.store, self.bus, self.metrics.registry)
-        self.stream = StreamService(self.host, self.library, self.metrics.registry, bus=self.bus)
+        self.stream = StreamService(
+            self.host,
+            self.library,
+            self.metrics.registry,
+            sources=self.torrents.sources,
+            bus=self.bus,
+        )
         self.wizard = Wizard(
             self.store,
             self.settings,

@@ -37,7 +37,7 @@ from sokoul_appliance.stream.profiles import (
     load_profiles,
 )
 from sokoul_appliance.stream.ranges import Unsatisfiable, parse_range
-from sokoul_appliance.stream.source import ByteSource, SourceRegistry
+from sokoul_appliance.stream.source import ByteSource, SourceError, SourceRegistry
 from sokoul_appliance.stream.subtitles import convert, decode, extract_embedded
 from sokoul_appliance.stream.transcode import (
     DIRECT,
@@ -139,7 +139,8 @@ class StreamService:
         self.metrics = StreamMetrics(registry)
         self.profiles = profiles if profiles is not None else load_profiles()
         self.encoder: VideoEncoder = encoder or SoftwareEncoder()
-        self.sources = sources or SourceRegistry()
+        # "is not None": an empty registry is falsy (len 0) but is the one the torrent room fills
+        self.sources = sources if sources is not None else SourceRegistry()
         self.max_transcodes = max_transcodes
         self._transcodes = asyncio.Semaphore(max_transcodes)
         self.read_timeout = read_timeout
@@ -477,6 +478,10 @@ class StreamService:
             busy = self._refuse(GROWING, 503, "That part of the file has not downloaded yet.")
             busy.headers["Retry-After"] = "5"
             return busy
+        except SourceError as e:
+            down = self._refuse(GROWING, 503, f"This download cannot be played now: {e}")
+            down.headers["Retry-After"] = "10"
+            return down
         self._active[GROWING] += 1
         try:
             await resp.prepare(request)
@@ -495,9 +500,9 @@ class StreamService:
         except ConnectionResetError:
             self.metrics.requests.labels(mode=GROWING, status="cut").inc()
             return resp
-        except TimeoutError:
+        except (TimeoutError, SourceError) as e:
             # the download stalled mid-answer: the headers are out, so end the connection
-            log.warning("a growing file stalled at byte %d", offset)
+            log.warning("a growing file stalled at byte %d: %s", offset, e)
             self.metrics.requests.labels(mode=GROWING, status="stalled").inc()
             raise
         finally:

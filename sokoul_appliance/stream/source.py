@@ -8,6 +8,11 @@ import secrets
 from typing import Protocol
 
 
+class SourceError(Exception):
+    """The source cannot give those bytes now (its engine is down, the download stopped with an
+    error); the text is written for a person. The streamer answers 503."""
+
+
 class ByteSource(Protocol):
     @property
     def name(self) -> str:
@@ -21,7 +26,8 @@ class ByteSource(Protocol):
 
     async def read(self, offset: int, length: int, timeout: float) -> bytes:
         """Up to ``length`` bytes at ``offset`` (at least one unless offset >= size), waiting
-        until they have been downloaded; raises TimeoutError after ``timeout`` seconds."""
+        until they have been downloaded; raises TimeoutError after ``timeout`` seconds and
+        SourceError when they cannot come at all."""
         ...
 
 

@@ -23,6 +23,10 @@ class EngineUnavailable(EngineError):
     """No engine on the socket (not started, restarting, or crashed)."""
 
 
+class EngineTimeout(EngineError):
+    """The engine gave up waiting (a stream read whose pieces did not arrive in time)."""
+
+
 class EngineClient:
     def __init__(self, socket_path: Path, timeout: float = 10.0) -> None:
         self.socket_path = socket_path
@@ -85,6 +89,8 @@ class EngineClient:
             self._pending.pop(rid, None)
             raise EngineUnavailable(f"The torrent engine did not answer '{op}': {e!r}") from None
         if not reply.get("ok"):
+            if reply.get("code") == "timeout":
+                raise EngineTimeout(str(reply.get("error")))
             raise EngineError(str(reply.get("error")))
         return reply.get("result")
 

@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -30,6 +30,7 @@ from sokoul_appliance.events import (
     DownloadFinished,
     PauseHeavyWork,
     ResumeHeavyWork,
+    SettingsChanged,
     StorageDegraded,
     StorageRecovered,
     TorrentLimitRequest,
@@ -37,16 +38,19 @@ from sokoul_appliance.events import (
 )
 from sokoul_appliance.host import Host, stop_process
 from sokoul_appliance.storage.placement import StorageUnavailable
+from sokoul_appliance.stream.source import SourceRegistry
 from sokoul_appliance.torrent.client import (
     EngineClient,
     EngineError,
     EngineUnavailable,
     status_stream,
 )
+from sokoul_appliance.torrent.source import TorrentSource
 
 log = logging.getLogger("sokoul.torrent")
 
 MIN_LIMIT = 64 * 1024  # bytes/s: a throttled engine still trickles
+LIMIT_KEYS = ("torrent.download_limit", "torrent.upload_limit")
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -70,7 +74,8 @@ class TorrentConfig:
     listen_port: int = 6881
     download_limit: int = 0  # bytes/s, 0 = unlimited (a setting overrides it when present)
     upload_limit: int = 0
-    # when the configured limit is "unlimited", the thermal factor scales this instead
+    # the thermal governor's factor scales this; the engine gets the lower of it and the
+    # person's limit
     thermal_base_limit: int = 50 * 1024 * 1024
     active_downloads: int = 3  # the engine's download queue
     active_seeds: int = 5
@@ -94,8 +99,12 @@ class TorrentManager:
         registry: CollectorRegistry,
         storage: DownloadsPlace,
         config: TorrentConfig,
+        sources: SourceRegistry | None = None,
     ) -> None:
         self._host = host
+        # the streamer's registry: "Play now" adds a download's file to it (object id dl-…)
+        self.sources = sources if sources is not None else SourceRegistry()
+        self._playing: dict[tuple[str, int], str] = {}  # (torrent, file) -> object id
         self._bus = bus
         self._settings = settings
         self._storage = storage
@@ -288,10 +297,15 @@ class TorrentManager:
             StorageDegraded,
             StorageRecovered,
             VpnPortForwarded,
+            SettingsChanged,
         )
         with self._bus.subscribe(*types) as sub:
             while True:
                 event = await sub.get()
+                if isinstance(event, SettingsChanged) and not any(
+                    k in LIMIT_KEYS for k in event.keys
+                ):
+                    continue
                 self._note(event)
                 if self._ready.is_set():
                     with contextlib.suppress(EngineError):
@@ -318,15 +332,22 @@ class TorrentManager:
         return int(down), int(up)
 
     def effective_limits(self) -> tuple[int, int]:
-        """The configured limits scaled by the thermal governor's factor (0 = unlimited)."""
+        """What the engine gets (0 = unlimited): the lower of the person's limit (settings)
+        and the thermal governor's. The thermal limit is ``thermal_base_limit`` scaled by the
+        governor's factor, never under MIN_LIMIT; none while the factor is 1."""
+        thermal = self.thermal_limit()
         out = []
         for limit in self.configured_limits():
-            if self._factor >= 1.0:
+            if thermal is None:
                 out.append(limit)
             else:
-                base = limit or self.config.thermal_base_limit
-                out.append(max(MIN_LIMIT, int(base * self._factor)))
+                out.append(min(limit, thermal) if limit else thermal)
         return out[0], out[1]
+
+    def thermal_limit(self) -> int | None:
+        if self._factor >= 1.0:
+            return None
+        return max(MIN_LIMIT, int(self.config.thermal_base_limit * self._factor))
 
     def _listen(self) -> tuple[str, int]:
         iface = self.config.listen_interface or ("127.0.0.1" if self.simulated else "0.0.0.0")
@@ -381,6 +402,7 @@ class TorrentManager:
         top = {Path(f["path"]).parts[0] for f in files}
         paths = [self._appliance_path(Path(t["save_path"]) / p) for p in sorted(top)]
         await self._client.request("remove", torrent=t["id"], delete_files=False)
+        self._forget_streams(t["id"])
         self._finished_at.pop(t["id"], None)
         if not self.simulated:
             await self._storage.mark_done_seeding(t["id"], paths)
@@ -446,6 +468,7 @@ class TorrentManager:
                     zip(("download", "upload"), self.configured_limits(), strict=True)
                 ),
                 "effective": {"download": down, "upload": up},
+                "thermal": self.thermal_limit(),
                 "factor": self._factor,
                 "reason": self._factor_reason,
             },
@@ -488,6 +511,45 @@ class TorrentManager:
 
     async def remove(self, torrent: str, delete_files: bool = False) -> None:
         await self._call("remove", torrent=torrent, delete_files=delete_files)
+        self._forget_streams(torrent)
+
+    async def play(self, torrent: str, file: int | None = None) -> dict[str, Any]:
+        """Play now: open file ``file`` (default: the largest selected one) for streaming and
+        register it with the streamer. Returns ``{id, stream, name, size, file, playable}``;
+        ``stream`` is the ``/stream/dl-…`` URL, which serves Range and HEAD while the file is
+        still downloading (a read waits for its pieces, 503 when they do not come in time)."""
+        files = [f for f in await self.files(torrent) if not f["pad"]]
+        if file is None:
+            wanted = [f for f in files if f["priority"] > 0] or files
+            if not wanted:
+                raise EngineError("This download has no files yet (its metadata is missing).")
+            chosen = max(wanted, key=lambda f: f["size"])
+        else:
+            match = [f for f in files if f["index"] == file]
+            if not match:
+                raise EngineError(f"This download has no file number {file}.")
+            chosen = match[0]
+        index = int(chosen["index"])
+        opened = await self.open_stream(torrent, index)
+        object_id = self._playing.get((torrent, index))
+        if object_id is None or self.sources.get(object_id) is None:
+            name = PurePosixPath(str(chosen["path"])).name
+            source = TorrentSource(self, torrent, index, name, int(opened["size"]))
+            object_id = self.sources.add(source)
+            self._playing[(torrent, index)] = object_id
+        t = next((t for t in self._torrents if t["id"] == torrent), None)
+        return {
+            "id": object_id,
+            "stream": f"/stream/{object_id}",
+            "name": PurePosixPath(str(chosen["path"])).name,
+            "size": int(opened["size"]),
+            "file": index,
+            "playable": bool(t and t["playable"]) or opened["missing"] == 0,
+        }
+
+    def _forget_streams(self, torrent: str) -> None:
+        for key in [k for k in self._playing if k[0] == torrent]:
+            self.sources.remove(self._playing.pop(key))
 
     async def set_torrent_limits(self, torrent: str, download: int, upload: int) -> None:
         await self._call("torrent_limits", torrent=torrent, download_limit=download,

@@ -2,6 +2,7 @@
 
 Request:  ``{"id": 7, "op": "add", "magnet": "magnet:?xt=..."}``
 Reply:    ``{"id": 7, "ok": true, "result": {...}}`` or ``{"id": 7, "ok": false, "error": "..."}``
+(an error may carry ``"code": "timeout"``)
 Event:    ``{"event": "status", "torrents": [...]}`` (only on a connection that sent
 ``subscribe``; events carry no id).
 
@@ -104,5 +105,10 @@ def reply_ok(rid: int, result: Any = None) -> dict[str, Any]:
     return {"id": rid, "ok": True, "result": result}
 
 
-def reply_error(rid: int | None, error: str) -> dict[str, Any]:
-    return {"id": rid, "ok": False, "error": error}
+def reply_error(rid: int | None, error: str, code: str | None = None) -> dict[str, Any]:
+    """``code`` lets the caller tell kinds apart without parsing the text ("timeout": a stream
+    read whose pieces did not arrive in time)."""
+    msg: dict[str, Any] = {"id": rid, "ok": False, "error": error}
+    if code is not None:
+        msg["code"] = code
+    return msg

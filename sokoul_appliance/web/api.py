@@ -422,6 +422,11 @@ class Api:
         tid, action = request.match_info["torrent"], request.match_info["action"]
         body = await read_json(request) if request.can_read_body else {}
         try:
+            if action == "play":
+                file = body.get("file") if isinstance(body, dict) else None
+                if file is not None and (isinstance(file, bool) or not isinstance(file, int)):
+                    raise ApiError(400, "file must be a file number", {"file": "a number"})
+                return web.json_response(await self.ctx.torrents.play(tid, file))
             if action == "pause":
                 await self.ctx.torrents.pause(tid)
             elif action == "resume":
@@ -430,7 +435,7 @@ class Api:
                 delete = bool(isinstance(body, dict) and body.get("delete_files"))
                 await self.ctx.torrents.remove(tid, delete_files=delete)
             else:
-                raise ApiError(404, f"no action {action!r} (pause, resume, remove)")
+                raise ApiError(404, f"no action {action!r} (pause, resume, remove, play)")
         except (EngineError, EngineUnavailable) as e:
             raise ApiError(409, str(e)) from None
         return web.json_response({})

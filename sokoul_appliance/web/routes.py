@@ -157,7 +157,8 @@ ROUTES: tuple[Route, ...] = (
         "/api/downloads/{torrent}/{action}",
         "downloads_action",
         SESSION,
-        "Pause, resume or remove a download (remove: {delete_files: bool})",
+        "Pause, resume, remove or play a download (remove: {delete_files: bool}; "
+        "play: {file: n} optional, answers {stream: '/stream/dl-…'})",
         "panel",
     ),
     Route("GET", "/api/devices", "devices", SESSION, "DLNA renderers and Chromecasts", "panel"),

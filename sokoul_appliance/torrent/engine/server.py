@@ -229,7 +229,7 @@ class Engine:
             except KeyError as e:
                 await send(protocol.reply_error(rid, f"No torrent {e.args[0]!r} in the engine."))
             except TimeoutError as e:
-                await send(protocol.reply_error(rid, str(e) or "timed out"))
+                await send(protocol.reply_error(rid, str(e) or "timed out", code="timeout"))
             except OSError as e:
                 await send(protocol.reply_error(rid, f"{e.strerror or e} ({e.filename or ''})"))
             except (RuntimeError, ValueError, TypeError) as e:
