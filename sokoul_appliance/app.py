@@ -19,6 +19,8 @@ from sokoul_appliance.auth.sessions import Sessions
 from sokoul_appliance.auth.throttle import LoginThrottle
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.cores import CoreGovernor
+from sokoul_appliance.dlna import DlnaManager
+from sokoul_appliance.dlna.addressing import serving_bindings
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
@@ -167,9 +169,20 @@ class Supervisor:
             registry=self.metrics.registry,
             read_only=not self.host.live,
         )
+        # the MediaServer: the streaming interface (+ the LAN with dlna.serve_lan), port 8200;
+        # a simulated board serves HTTP on 127.0.0.1 (a free port) and runs no SSDP at all
+        self.dlna = DlnaManager(
+            self.bus,
+            self.library,
+            self.stream,
+            self.metrics.registry,
+            config.state,
+            lambda: serving_bindings(self.network.config, self.host.live, self.network.links),
+            lambda: f"SOKOUL ({self.identity.current_hostname()})",
+            http_port=8200 if self.host.live else 0,
+        )
         s = self.settings
-        planned = [
-            PlannedSubsystem("dlna", "DLNA server", s),
+        planned: list[PlannedSubsystem] = [
             PlannedSubsystem("cast", "Casting", s),
         ]
         ctx = WebContext(
@@ -208,11 +221,13 @@ class Supervisor:
             self.torrents,
             self.library,
             self.stream,
+            self.dlna,
             self.wizard,
             *planned,
         ]
         ctx.subsystems = self.subsystems
         self.health.attach(self._manager_states, self._setup_mode)
+        self.health.attach_dlna(self.dlna.health)
         self._stop = asyncio.Event()
 
     def _manager_states(self) -> list[dict[str, str]]:
@@ -279,6 +294,7 @@ class Supervisor:
             ("downloads", self.torrents.start, self.torrents.stop),
             ("library", self.library.start, self.library.stop),
             ("streaming", self.stream.start, self.stream.stop),
+            ("DLNA server", self.dlna.start, self.dlna.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -46,12 +46,17 @@ class HealthReporter:
         self._started = host.monotonic()
         self._managers: ManagerStates = list
         self._setup_mode: Callable[[], str] = lambda: "wizard"
+        self._dlna: Callable[[], dict[str, Any]] | None = None
         self.first_boot, problem = read_json_file(inputs.state_dir / "first-boot.json")
         self._problems = [problem] if problem else []
 
     def attach(self, managers: ManagerStates, setup_mode: Callable[[], str]) -> None:
         self._managers = managers
         self._setup_mode = setup_mode
+
+    def attach_dlna(self, source: Callable[[], dict[str, Any]]) -> None:
+        """The MediaServer's device description URL(s) for the report."""
+        self._dlna = source
 
     def root_usage(self) -> tuple[int, int]:
         return self._host.filesystem_usage("/")
@@ -71,5 +76,6 @@ class HealthReporter:
             "first_boot": self.first_boot,
             "setup": {"mode": self._setup_mode()},
             "managers": managers,
+            "dlna": self._dlna() if self._dlna is not None else None,
             "root_filesystem": {"size_bytes": size, "free_bytes": free},
         }

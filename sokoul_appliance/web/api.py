@@ -440,10 +440,19 @@ class Api:
             raise ApiError(409, str(e)) from None
         return web.json_response({})
 
+    def _dlna_urls(self) -> list[str]:
+        """The MediaServer's device description URL(s): what a TV fetches after SSDP."""
+        for s in self.ctx.subsystems:
+            urls = getattr(s, "description_urls", None)
+            if s.name == "dlna" and callable(urls):
+                return list(urls())
+        return []
+
     async def devices(self, request: web.Request) -> web.Response:
         self.require_login(request)
-        dlna, cast = self._subsystem("dlna"), self._subsystem("cast")
-        worst = dlna if dlna["state"] != "ok" else cast
+        dlna_state, cast = self._subsystem("dlna"), self._subsystem("cast")
+        dlna: dict[str, Any] = {**dlna_state, "description_urls": self._dlna_urls()}
+        worst = dlna_state if dlna_state["state"] != "ok" else cast
         return web.json_response(
             {"renderers": [], "chromecasts": [], "dlna": dlna, "cast": cast, **worst}
         )

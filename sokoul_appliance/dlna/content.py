@@ -1,0 +1,301 @@
+"""The ContentDirectory's tree over the library: what Browse and Search return.
+
+    0 (root)
+    ├── movies           every movie, by title
+    ├── shows            sh-… shows → se-… seasons → it-… episodes
+    ├── recent           the newest RECENT_LIMIT items
+    └── fo-root          "Folders": the library areas' folders (fo-…) and items
+
+Object ids are the library's opaque ids ('it-…', 'sh-…', 'se-…', 'fo-…') and four fixed
+names; no id holds a path. An item's parentID is the container it was browsed in (its natural
+parent in BrowseMetadata and Search: 'movies', its season, or its folder).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sokoul_appliance.dlna import didl
+from sokoul_appliance.dlna.search import Node, matches, parse_criteria
+from sokoul_appliance.library import Folder, LibraryItem, LibraryManager, Season, Show
+from sokoul_appliance.library.model import ROOT_FOLDER
+from sokoul_appliance.stream import StreamService, dlna
+from sokoul_appliance.stream.profiles import PROFILES_DIR, ClientProfile
+
+ROOT = "0"
+MOVIES = "movies"
+SHOWS = "shows"
+RECENT = "recent"
+RECENT_LIMIT = 100
+PAGE_MAX = 1000  # the most objects one Browse returns (RequestedCount 0 = "as many as you can")
+TOP = ((MOVIES, "Movies"), (SHOWS, "Shows"), (RECENT, "Recently added"), (ROOT_FOLDER, "Folders"))
+
+
+class NoSuchObject(LookupError):
+    """UPnP error 701."""
+
+
+@dataclass(frozen=True)
+class DidlOptions:
+    """A profile's DIDL quirks: the ``[dlna]`` table of its TOML file."""
+
+    subtitle_res: bool = False  # a text/srt res beside the video res (LG reads captions there)
+
+
+def load_didl_options(directory: Path = PROFILES_DIR) -> dict[str, DidlOptions]:
+    """{profile name: options} from each profile file's [dlna] table (blocking reads)."""
+    out = {}
+    for path in sorted(directory.glob("*.toml")):
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+        table = data.get("dlna", {})
+        out[str(data["name"])] = DidlOptions(subtitle_res=bool(table.get("subtitle_res", False)))
+    return out
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who asks: the profile (by User-Agent), the base URL the client reached us on, and
+    whether it asked for captions (Samsung's getCaptionInfo.sec: 1 header)."""
+
+    profile: ClientProfile
+    base_url: str
+    caption_header: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    result: str  # DIDL-Lite document
+    returned: int
+    total: int
+
+
+def _window(start: int, count: int) -> int:
+    return PAGE_MAX if count <= 0 else min(count, PAGE_MAX)
+
+
+class ContentTree:
+    def __init__(
+        self,
+        library: LibraryManager,
+        stream: StreamService,
+        options: Mapping[str, DidlOptions] | None = None,
+    ) -> None:
+        self.library = library
+        self.stream = stream
+        self.options = dict(options or {})
+
+    # ---- objects ---------------------------------------------------------------------------
+
+    def item_view(
+        self, item: LibraryItem, parent_id: str, client: Client, flt: didl.Filter
+    ) -> didl.ItemView:
+        profile = client.profile
+        _, choice = self.stream.choose(item, profile)
+        media = item.media
+        base = client.base_url
+        resources = [
+            didl.Res(
+                url=base + choice.path,
+                protocol_info=choice.protocol_info,
+                size=choice.size,
+                duration=dlna.didl_duration(item.duration),
+                resolution=media.resolution if media else None,
+                bitrate=(media.bitrate // 8 if media and media.bitrate and choice.size else None),
+                channels=(media.audio[0].channels if media and media.audio else None),
+            )
+        ]
+        caption = None
+        sub = self.stream.subtitle_path(item, profile)
+        if sub is not None:
+            asked = client.caption_header or flt.asks("sec:CaptionInfoEx")
+            if profile.caption_info_sec and (asked or flt.everything):
+                caption = (base + sub, profile.subtitle_format)
+            if asked or self.options.get(profile.name, DidlOptions()).subtitle_res:
+                mime = profile.mime_for(profile.subtitle_format, "text/srt")
+                resources.append(didl.Res(base + sub, f"http-get:*:{mime}:*", subtitle=True))
+        return didl.ItemView(
+            id=item.id,
+            parent_id=parent_id,
+            title=item.display_title,
+            date=f"{item.year:04d}-01-01" if item.year else None,
+            resources=resources,
+            caption=caption,
+        )
+
+    @staticmethod
+    def natural_parent(item: LibraryItem) -> str:
+        if item.kind == "movie":
+            return MOVIES
+        if item.kind == "episode" and item.show_id is not None:
+            from sokoul_appliance.library.model import season_id
+
+            return season_id(item.show_id, item.season or 0)
+        return item.folder_id
+
+    async def _count(self, **kw: object) -> int:
+        return (await self.library.items(limit=0, **kw))[0]  # type: ignore[arg-type]
+
+    async def _container(self, object_id: str) -> didl.ContainerView:
+        lib = self.library
+        if object_id == ROOT:
+            return didl.ContainerView(ROOT, "-1", "Library", len(TOP))
+        if object_id == MOVIES:
+            return didl.ContainerView(MOVIES, ROOT, "Movies", await self._count(kind="movie"))
+        if object_id == SHOWS:
+            return didl.ContainerView(SHOWS, ROOT, "Shows", len(await lib.shows()))
+        if object_id == RECENT:
+            return didl.ContainerView(
+                RECENT, ROOT, "Recently added", min(RECENT_LIMIT, await self._count())
+            )
+        found = await lib.resolve(object_id)
+        if isinstance(found, Show):
+            return self._show_view(found)
+        if isinstance(found, Season):
+            return self._season_view(found)
+        if isinstance(found, Folder):
+            return self._folder_view(found)
+        raise NoSuchObject(object_id)
+
+    @staticmethod
+    def _show_view(s: Show) -> didl.ContainerView:
+        title = f"{s.title} ({s.year})" if s.year else s.title
+        return didl.ContainerView(s.id, SHOWS, title, s.seasons)
+
+    @staticmethod
+    def _season_view(s: Season) -> didl.ContainerView:
+        return didl.ContainerView(s.id, s.show_id, s.title, s.episodes)
+
+    @staticmethod
+    def _folder_view(f: Folder) -> didl.ContainerView:
+        if f.id == ROOT_FOLDER:
+            return didl.ContainerView(ROOT_FOLDER, ROOT, "Folders", f.children)
+        return didl.ContainerView(f.id, f.parent_id or ROOT_FOLDER, f.name, f.children)
+
+    # ---- Browse ----------------------------------------------------------------------------
+
+    async def metadata(self, object_id: str, client: Client, flt: didl.Filter) -> Page:
+        if object_id.startswith("it-"):
+            item = await self.library.item(object_id)
+            if item is None:
+                raise NoSuchObject(object_id)
+            view = self.item_view(item, self.natural_parent(item), client, flt)
+            return Page(didl.document([didl.item_xml(view, flt)]), 1, 1)
+        c = await self._container(object_id)
+        return Page(didl.document([didl.container_xml(c, flt)]), 1, 1)
+
+    async def children(
+        self, object_id: str, start: int, count: int, client: Client, flt: didl.Filter
+    ) -> Page:
+        lib = self.library
+        limit = _window(start, count)
+        containers: list[didl.ContainerView] = []
+        items: list[LibraryItem] = []
+        if object_id == ROOT:
+            tops = [await self._container(cid) for cid, _ in TOP]
+            total, containers = len(tops), tops[start : start + limit]
+        elif object_id == MOVIES:
+            total, items = await lib.items(kind="movie", offset=start, limit=limit)
+        elif object_id == RECENT:
+            total, items = await lib.items(
+                sort="added", offset=start, limit=max(0, min(limit, RECENT_LIMIT - start))
+            )
+            total = min(total, RECENT_LIMIT)
+        elif object_id == SHOWS:
+            shows = await lib.shows()
+            total, containers = len(shows), [self._show_view(s) for s in shows[start:][:limit]]
+        else:
+            found = await lib.resolve(object_id)
+            if isinstance(found, Show):
+                seasons = await lib.seasons(found.id)
+                total = len(seasons)
+                containers = [self._season_view(s) for s in seasons[start:][:limit]]
+            elif isinstance(found, Season):
+                episodes = await lib.episodes(found.show_id, found.number)
+                total, items = len(episodes), episodes[start:][:limit]
+            elif isinstance(found, Folder):
+                n = await lib.subfolder_count(found.id)
+                if start < n:
+                    subs = await lib.subfolders(found.id, start, limit)
+                    containers = [self._folder_view(f) for f in subs]
+                rest = limit - len(containers)
+                n_items, items = await lib.items(
+                    folder=found.id, sort="title", offset=max(0, start - n), limit=rest
+                )
+                total = n + n_items
+            else:
+                raise NoSuchObject(object_id)
+        parts = [didl.container_xml(c, flt) for c in containers]
+        parts += [didl.item_xml(self.item_view(i, object_id, client, flt), flt) for i in items]
+        return Page(didl.document(parts), len(parts), total)
+
+    # ---- Search ----------------------------------------------------------------------------
+
+    async def search(
+        self,
+        container_id: str,
+        criteria: str,
+        start: int,
+        count: int,
+        client: Client,
+        flt: didl.Filter,
+    ) -> Page:
+        """Video items under the container whose properties match (SearchCriteriaError for
+        criteria we cannot read). Containers are never search results."""
+        node = parse_criteria(criteria)
+        scope: dict[str, object] = {}
+        if container_id in (ROOT, RECENT, SHOWS) or container_id == ROOT_FOLDER:
+            if container_id == SHOWS:
+                scope = {"kind": "episode"}
+        elif container_id == MOVIES:
+            scope = {"kind": "movie"}
+        else:
+            found = await self.library.resolve(container_id)
+            if isinstance(found, Show):
+                scope = {"show_id": found.id}
+            elif isinstance(found, Season):
+                scope = {"show_id": found.show_id, "season": found.number}
+            elif isinstance(found, Folder):
+                scope = {"folder": found.id}
+            else:
+                raise NoSuchObject(container_id)
+        limit = _window(start, count)
+        hits: list[LibraryItem] = []
+        total = 0
+        offset = 0
+        while True:
+            n, page = await self.library.items(offset=offset, limit=PAGE_MAX, **scope)  # type: ignore[arg-type]
+            for item in page:
+                if matches(node, self._properties(item)):
+                    if start <= total < start + limit:
+                        hits.append(item)
+                    total += 1
+            offset += len(page)
+            if not page or offset >= n:
+                break
+        parts = [
+            didl.item_xml(self.item_view(i, self.natural_parent(i), client, flt), flt) for i in hits
+        ]
+        return Page(didl.document(parts), len(parts), total)
+
+    @staticmethod
+    def _properties(item: LibraryItem) -> dict[str, list[str]]:
+        props = {
+            "upnp:class": [didl.VIDEO_CLASS],
+            "dc:title": [item.display_title],
+            "@id": [item.id],
+            "res@size": [str(item.size)],
+            "res@protocolInfo": [f"http-get:*:{item.mime_type}:*"],
+        }
+        if item.year:
+            props["dc:date"] = [f"{item.year:04d}-01-01"]
+        if item.duration is not None:
+            props["res@duration"] = [dlna.didl_duration(item.duration) or ""]
+        return props
+
+
+def parse_or_none(criteria: str) -> Node | None:
+    return parse_criteria(criteria) if criteria else None

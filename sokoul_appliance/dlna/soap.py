@@ -1,0 +1,158 @@
+"""SOAP control: parse the envelope, call the action, write the answer or a UPnP fault.
+
+Every failure a client can cause gets a UPnP fault (UDA 1.0 section 3.2.2: HTTP 500 with an
+s:Fault whose detail holds UPnPError/errorCode), never an aiohttp error page:
+401 Invalid Action (unknown action, unreadable envelope), 402 Invalid Args (missing or
+malformed arguments), the action's own codes (701 No such object, 708, 710, 706), and 501
+Action Failed for our own bugs (logged with the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
+from aiohttp import web
+from async_upnp_client.exceptions import UpnpActionError, UpnpError, UpnpValueError
+from async_upnp_client.server import UpnpServerAction, UpnpServerService
+
+from sokoul_appliance.dlna.content import Client
+from sokoul_appliance.dlna.didl import text
+from sokoul_appliance.dlna.metrics import DlnaMetrics
+from sokoul_appliance.dlna.services import CLIENT
+
+log = logging.getLogger("sokoul.dlna")
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+ENVELOPE_OPEN = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    f'<s:Envelope xmlns:s="{SOAP_NS}" '
+    's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+)
+ENVELOPE_CLOSE = "</s:Body></s:Envelope>"
+ERROR_TEXT = {
+    401: "Invalid Action",
+    402: "Invalid Args",
+    501: "Action Failed",
+    701: "No such object",
+    706: "Invalid connection reference",
+    708: "Unsupported or invalid search criteria",
+    709: "Unsupported or invalid sort criteria",
+    710: "No such container",
+    720: "Cannot process the request",
+}
+MAX_BODY = 64 * 1024
+
+
+class SoapFault(Exception):
+    def __init__(self, code: int, description: str | None = None) -> None:
+        super().__init__(description or ERROR_TEXT.get(code, "Error"))
+        self.code = code
+        self.description = description or ERROR_TEXT.get(code, "Error")
+
+
+def fault_response(code: int, description: str) -> web.Response:
+    body = (
+        f"{ENVELOPE_OPEN}<s:Fault><faultcode>s:Client</faultcode>"
+        "<faultstring>UPnPError</faultstring><detail>"
+        '<UPnPError xmlns="urn:schemas-upnp-org:control-1-0">'
+        f"<errorCode>{code}</errorCode><errorDescription>{text(description)}"
+        f"</errorDescription></UPnPError></detail></s:Fault>{ENVELOPE_CLOSE}"
+    )
+    return web.Response(
+        status=500, body=body.encode(), content_type="text/xml", charset="utf-8",
+        headers={"EXT": ""},
+    )  # fmt: skip
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_envelope(data: bytes, soap_action: str) -> tuple[str, dict[str, str]]:
+    """(action name, {argument: text}) from the request; SoapFault(401) when the envelope
+    cannot be read or names no action."""
+    header_action = soap_action.strip().strip('"').rpartition("#")[2]
+    try:
+        root: Element = DET.fromstring(data)
+    except (ParseError, ValueError) as e:  # defusedxml's refusals are ValueErrors
+        raise SoapFault(401, f"Invalid Action: the SOAP envelope is not XML ({e})") from None
+    body = next((c for c in root if _local(c.tag) == "Body"), None)
+    if _local(root.tag) != "Envelope" or body is None or len(body) == 0:
+        raise SoapFault(401, "Invalid Action: no SOAP Body with an action in it")
+    call = body[0]
+    name = _local(call.tag)
+    if header_action and header_action != name:
+        raise SoapFault(401, f"Invalid Action: SOAPACTION says {header_action}, body {name}")
+    return name, {_local(a.tag): a.text or "" for a in call}
+
+
+class ControlHandler:
+    """aiohttp handler for one service's control URL."""
+
+    def __init__(
+        self,
+        service: UpnpServerService,
+        metrics: DlnaMetrics,
+        client_for: Callable[[web.Request], Client],
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.client_for = client_for
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        client = self.client_for(request)
+        action_label = "unknown"
+        try:
+            data = await request.content.read(MAX_BODY + 1)
+            if len(data) > MAX_BODY:
+                raise SoapFault(402, "Invalid Args: the request is too large")
+            name, raw = parse_envelope(data, request.headers.get("SOAPACTION", ""))
+            action = self.service.actions.get(name)
+            if action is None:
+                raise SoapFault(401, f"Invalid Action: no action {name!r} here")
+            action_label = name
+            kwargs: dict[str, Any] = {}
+            for arg in action.in_arguments():
+                if arg.name not in raw:
+                    raise SoapFault(402, f"Invalid Args: {arg.name} is missing")
+                try:
+                    value = arg.coerce_python(raw[arg.name])
+                    arg.validate_value(value)
+                except (ValueError, TypeError, UpnpError) as e:
+                    raise SoapFault(402, f"Invalid Args: {arg.name}: {e}") from None
+                kwargs[arg.name] = value
+            CLIENT.set(client)
+            assert isinstance(action, UpnpServerAction)
+            result = await action.async_handle(**kwargs)
+            return self._answer(name, result)
+        except SoapFault as e:
+            return self._fault(e.code, e.description)
+        except UpnpActionError as e:
+            code = e.error_code or 501
+            return self._fault(code, e.error_desc or ERROR_TEXT.get(code, "Error"))
+        except UpnpValueError as e:
+            return self._fault(402, f"Invalid Args: {e}")
+        except Exception:
+            log.exception("DLNA action %s failed", action_label)
+            return self._fault(501, "Action Failed")
+        finally:
+            self.metrics.soap.labels(action=action_label, client=client.profile.name).inc()
+
+    def _fault(self, code: int, description: str) -> web.Response:
+        self.metrics.errors.labels(code=str(code)).inc()
+        return fault_response(code, description)
+
+    def _answer(self, name: str, result: dict[str, Any]) -> web.Response:
+        service_type = self.service.service_type
+        parts = [ENVELOPE_OPEN, f'<u:{name}Response xmlns:u="{service_type}">']
+        for key, value in result.items():
+            parts.append(f"<{key}>{text(str(value))}</{key}>")
+        parts.append(f"</u:{name}Response>{ENVELOPE_CLOSE}")
+        return web.Response(
+            body="".join(parts).encode(), content_type="text/xml", charset="utf-8",
+            headers={"EXT": ""},
+        )  # fmt: skip
