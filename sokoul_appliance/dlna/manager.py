@@ -17,9 +17,8 @@ import logging
 import os
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,19 @@ class Binding:
     address: str
     interface: str | None = None
     role: str = "streaming"  # 'streaming' | 'lan' | 'loopback'
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _bound(
+    handler: Callable[[UpnpServerService, web.Request], Awaitable[web.Response]],
+    service: UpnpServerService,
+) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        return await handler(service, request)
+
+    return handle
 
 
 def _device_class(udn: str, name: str, serial: str) -> type[UpnpServerDevice]:
@@ -212,11 +224,11 @@ class DlnaManager:
         app.router.add_get(DESCRIPTION_PATH, self._description)
         for service in services:
             d = service.SERVICE_DEFINITION
-            app.router.add_get(d.scpd_url, partial(self._scpd, service))
-            app.router.add_post(d.control_url, ControlHandler(service, self.metrics, self.client))
-            app.router.add_route("SUBSCRIBE", d.event_sub_url, partial(subscribe_handler, service))
+            app.router.add_get(d.scpd_url, self._scpd_handler(service))
+            app.router.add_post(d.control_url, self._control_handler(service))
+            app.router.add_route("SUBSCRIBE", d.event_sub_url, _bound(subscribe_handler, service))
             app.router.add_route(
-                "UNSUBSCRIBE", d.event_sub_url, partial(unsubscribe_handler, service)
+                "UNSUBSCRIBE", d.event_sub_url, _bound(unsubscribe_handler, service)
             )
         app.add_routes(self.stream.routes())
         return app
@@ -243,10 +255,23 @@ class DlnaManager:
         )
         return web.Response(body=body.encode(), content_type="text/xml", charset="utf-8")
 
-    async def _scpd(self, service: UpnpServerService, request: web.Request) -> web.Response:
+    @staticmethod
+    def _scpd_handler(service: UpnpServerService) -> Handler:
         xml = ET.tostring(UpnpXmlSerializer.to_xml(service), encoding="utf-8",
                           xml_declaration=True)  # fmt: skip
-        return web.Response(body=xml, content_type="text/xml", charset="utf-8")
+
+        async def scpd(request: web.Request) -> web.Response:
+            return web.Response(body=xml, content_type="text/xml", charset="utf-8")
+
+        return scpd
+
+    def _control_handler(self, service: UpnpServerService) -> Handler:
+        control = ControlHandler(service, self.metrics, self.client)
+
+        async def handle(request: web.Request) -> web.Response:
+            return await control(request)
+
+        return handle
 
     # ---- serving addresses -----------------------------------------------------------------
 

@@ -56,7 +56,7 @@ _TOKEN = re.compile(
         (?P<lp>\() | (?P<rp>\)) |
         (?P<str>"(?:[^"\\]|\\.)*") |
         (?P<op>!=|<=|>=|=|<|>) |
-        (?P<word>[A-Za-z_][\w:@.\-]*) |
+        (?P<word>[A-Za-z_@][\w:@.\-]*) |
         (?P<star>\*)
     )""",
     re.VERBOSE,

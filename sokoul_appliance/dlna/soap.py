@@ -68,6 +68,17 @@ def fault_response(code: int, description: str) -> web.Response:
     )  # fmt: skip
 
 
+_RANGES = {"ui1": (0, 2**8), "ui2": (0, 2**16), "ui4": (0, 2**32),
+           "i1": (-(2**7), 2**7), "i2": (-(2**15), 2**15), "i4": (-(2**31), 2**31)}  # fmt: skip
+
+
+def _check_range(data_type: str, value: Any) -> None:
+    """The library coerces '-5' to an int for a ui4: refuse what the type cannot hold."""
+    bounds = _RANGES.get(data_type)
+    if bounds is not None and not bounds[0] <= value < bounds[1]:
+        raise ValueError(f"{value} is out of range for {data_type}")
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -122,6 +133,7 @@ class ControlHandler:
                 try:
                     value = arg.coerce_python(raw[arg.name])
                     arg.validate_value(value)
+                    _check_range(arg.related_state_variable.data_type, value)
                 except (ValueError, TypeError, UpnpError) as e:
                     raise SoapFault(402, f"Invalid Args: {arg.name}: {e}") from None
                 kwargs[arg.name] = value

@@ -1,0 +1,219 @@
+"""Pure pieces of the DLNA server: the UPnP search-criteria parser and evaluator, the Filter,
+DIDL-Lite escaping (titles with & < > " and non-ASCII come back intact from a real XML parser),
+the SOAP envelope reader, the device description."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from sokoul_appliance.dlna import didl
+from sokoul_appliance.dlna.description import device_description
+from sokoul_appliance.dlna.search import (
+    Everything,
+    Exists,
+    Logic,
+    Rel,
+    SearchCriteriaError,
+    matches,
+    parse_criteria,
+)
+from sokoul_appliance.dlna.soap import SoapFault, fault_response, parse_envelope
+
+DIDL_NS = {
+    "d": "urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "upnp": "urn:schemas-upnp-org:metadata-1-0/upnp/",
+    "sec": "http://www.sec.co.kr/",
+    "dlna": "urn:schemas-dlna-org:metadata-1-0/",
+}
+VIDEO = {"upnp:class": ["object.item.videoItem"], "dc:title": ["The Dark Knight (2008)"]}
+
+
+def test_criteria_precedence_and_binds_tighter_than_or() -> None:
+    node = parse_criteria('dc:title contains "a" or dc:title contains "b" and @id = "x"')
+    assert node == Logic(
+        "or",
+        Rel("dc:title", "contains", "a"),
+        Logic("and", Rel("dc:title", "contains", "b"), Rel("@id", "=", "x")),
+    )
+
+
+def test_criteria_parentheses_escapes_and_exists() -> None:
+    node = parse_criteria(
+        '(upnp:class derivedfrom "object.item.videoItem" AND dc:title contains "say \\"hi\\"")'
+        " or upnp:genre exists false"
+    )
+    assert isinstance(node, Logic) and node.op == "or"
+    assert node.left == Logic(
+        "and",
+        Rel("upnp:class", "derivedfrom", "object.item.videoItem"),
+        Rel("dc:title", "contains", 'say "hi"'),
+    )
+    assert node.right == Exists("upnp:genre", False)
+    assert parse_criteria("*") == Everything()
+    assert parse_criteria("  ") == Everything()
+
+
+@pytest.mark.parametrize(
+    "criteria,expected",
+    [
+        ('upnp:class derivedfrom "object.item"', True),
+        ('upnp:class derivedfrom "object.item.videoItem"', True),
+        ('upnp:class derivedfrom "object.item.video"', False),  # a prefix, not a class
+        ('upnp:class derivedfrom "object.container"', False),
+        ('upnp:class = "object.item.videoItem"', True),
+        ('dc:title contains "DARK"', True),  # case-insensitive, as minidlna's LIKE
+        ('dc:title doesNotContain "dark"', False),
+        ('dc:title contains "light" or dc:title contains "knight"', True),
+        ('dc:title contains "light" and upnp:class derivedfrom "object.item"', False),
+        ("dc:title exists true", True),
+        ("upnp:artist exists true", False),
+        ('dc:title != "x"', True),
+    ],
+)
+def test_criteria_evaluation(criteria: str, expected: bool) -> None:
+    assert matches(parse_criteria(criteria), VIDEO) is expected
+
+
+def test_numeric_comparison() -> None:
+    props = {"res@size": ["1000"]}
+    assert matches(parse_criteria('res@size > "999"'), props)
+    assert not matches(parse_criteria('res@size < "200"'), props)  # as numbers, not text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        'dc:title contains "unclosed',
+        "dc:title contains dark",
+        'dc:title likes "x"',
+        '(dc:title contains "x"',
+        'dc:title contains "x" and',
+        'dc:title contains "x" "y"',
+        "dc:title exists maybe",
+        '= "x"',
+    ],
+)
+def test_bad_criteria(bad: str) -> None:
+    with pytest.raises(SearchCriteriaError):
+        parse_criteria(bad)
+
+
+def test_filter_parsing() -> None:
+    f = didl.Filter.parse("dc:title, res@size ,sec:CaptionInfoEx")
+    assert not f.everything and f.res and f.res_attr("size") and not f.res_attr("duration")
+    assert f.asks("sec:CaptionInfoEx") and not f.child_count
+    star = didl.Filter.parse("*")
+    assert star.everything and star.res and star.child_count and not star.asks("x")
+    empty = didl.Filter.parse("")
+    assert not empty.res and not empty.wants("dc:date")
+
+
+NASTY = 'Tom & Jerry <Uncut> "Ré" — 東京 \x01'
+
+
+def _parse(doc: str) -> ET.Element:
+    return ET.fromstring(doc)
+
+
+def test_didl_escapes_titles_and_urls() -> None:
+    view = didl.ItemView(
+        id="it-1",
+        parent_id="movies",
+        title=NASTY,
+        date="2001-01-01",
+        resources=[
+            didl.Res(
+                "http://10.0.0.1:8200/stream/it-1?a=1&b=2",
+                "http-get:*:video/mp4:DLNA.ORG_OP=01",
+                size=10,
+                duration="0:00:02.000",
+                resolution="320x240",
+            )
+        ],
+        caption=("http://10.0.0.1:8200/subtitles/it-1/0.srt", "srt"),
+        album_art=("http://x/a.jpg", "JPEG_TN"),
+    )
+    doc = didl.document([didl.item_xml(view, didl.Filter.parse("*"))])
+    root = _parse(doc)
+    item = root.find("d:item", DIDL_NS)
+    assert item is not None
+    assert item.findtext("dc:title", namespaces=DIDL_NS) == NASTY.replace("\x01", "")
+    res = item.find("d:res", DIDL_NS)
+    assert res is not None and res.text == "http://10.0.0.1:8200/stream/it-1?a=1&b=2"
+    assert res.attrib == {
+        "protocolInfo": "http-get:*:video/mp4:DLNA.ORG_OP=01",
+        "size": "10",
+        "duration": "0:00:02.000",
+        "resolution": "320x240",
+    }
+    cap = item.find("sec:CaptionInfoEx", DIDL_NS)
+    assert cap is not None and cap.attrib[f"{{{DIDL_NS['sec']}}}type"] == "srt"
+    art = item.find("upnp:albumArtURI", DIDL_NS)
+    assert art is not None and art.attrib[f"{{{DIDL_NS['dlna']}}}profileID"] == "JPEG_TN"
+
+
+def test_didl_filter_limits_what_is_written() -> None:
+    view = didl.ItemView(
+        "it-1", "movies", "A", date="2001-01-01",
+        resources=[didl.Res("http://h/s", "http-get:*:video/mp4:*", size=5, duration="0:00:01")],
+    )  # fmt: skip
+    minimal = _parse(didl.document([didl.item_xml(view, didl.Filter.parse(""))]))
+    item = minimal.find("d:item", DIDL_NS)
+    assert item is not None
+    assert [c.tag.split("}")[1] for c in item] == ["title", "class"]
+    sized = _parse(didl.document([didl.item_xml(view, didl.Filter.parse("res@size"))]))
+    res = sized.find("d:item/d:res", DIDL_NS)
+    assert res is not None and set(res.attrib) == {"protocolInfo", "size"}
+    container = didl.ContainerView("movies", "0", "Movies & <more>", 7)
+    c = _parse(didl.document([didl.container_xml(container, didl.Filter.parse("@childCount"))]))
+    el = c.find("d:container", DIDL_NS)
+    assert el is not None and el.attrib["childCount"] == "7"
+    assert el.findtext("dc:title", namespaces=DIDL_NS) == "Movies & <more>"
+
+
+def test_envelope_reading() -> None:
+    body = (
+        b'<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        b'<s:Body><u:Browse xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1">'
+        b"<ObjectID>0</ObjectID><Filter>*</Filter></u:Browse></s:Body></s:Envelope>"
+    )
+    name, args = parse_envelope(body, '"urn:schemas-upnp-org:service:ContentDirectory:1#Browse"')
+    assert name == "Browse" and args == {"ObjectID": "0", "Filter": "*"}
+    for bad, header in (
+        (b"<not xml", "#Browse"),
+        (b"<a/>", "#Browse"),
+        (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"/>', "#Browse"),
+        (body, '"urn:schemas-upnp-org:service:ContentDirectory:1#Search"'),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "#Browse"),  # defusedxml refuses
+    ):
+        with pytest.raises(SoapFault) as e:
+            parse_envelope(bad, header)
+        assert e.value.code == 401
+
+
+def test_fault_is_a_upnp_error() -> None:
+    resp = fault_response(701, "No such object <x>")
+    assert resp.status == 500 and resp.content_type == "text/xml"
+    assert isinstance(resp.body, bytes)
+    root = ET.fromstring(resp.body)
+    ns = {"u": "urn:schemas-upnp-org:control-1-0"}
+    assert root.findtext(".//u:errorCode", namespaces=ns) == "701"
+    assert root.findtext(".//u:errorDescription", namespaces=ns) == "No such object <x>"
+
+
+def test_description_has_dlna_and_samsung_elements() -> None:
+    xml = device_description("uuid:abc", "SOKOUL (den & co)", "1.0", [], "abc")
+    root = ET.fromstring(xml)
+    ns = {"d": "urn:schemas-upnp-org:device-1-0", "dlna": "urn:schemas-dlna-org:device-1-0",
+          "sec": "http://www.sec.co.kr/dlna"}  # fmt: skip
+    dev = root.find("d:device", ns)
+    assert dev is not None
+    assert dev.findtext("dlna:X_DLNADOC", namespaces=ns) == "DMS-1.50"
+    assert "getCaptionInfo.sec" in (dev.findtext("sec:ProductCap", namespaces=ns) or "")
+    assert dev.findtext("d:friendlyName", namespaces=ns) == "SOKOUL (den & co)"
+    assert (
+        dev.findtext("d:deviceType", namespaces=ns) == "urn:schemas-upnp-org:device:MediaServer:1"
+    )
