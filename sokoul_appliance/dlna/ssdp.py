@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from async_upnp_client.client import UpnpDevice, UpnpService
 from async_upnp_client.server import (
     SsdpAdvertisementAnnouncer,
     SsdpSearchResponder,
     UpnpServerDevice,
 )
 from async_upnp_client.ssdp import SSDP_IP_V4, SSDP_PORT, SsdpProtocol, get_ssdp_socket
+from async_upnp_client.utils import CaseInsensitiveDict
 
 IP_MULTICAST_ALL = 49  # linux/in.h: deliver only the groups this socket joined
 
@@ -43,6 +45,26 @@ class InterfaceSearchResponder(SsdpSearchResponder):
         super().__init__(device, source=(address, 0), target=(SSDP_IP_V4, SSDP_PORT))
         self.interface = interface
         self.address = address
+        self._search_target = ""
+
+    # async-upnp-client 0.44 answers with the lowercased search target
+    # ('urn:…:device:mediaserver:1'); GUPnP (gssdp-discover) and TVs compare ST exactly and
+    # drop such answers. Keep the client's own spelling.
+    def _build_responses(self, headers: CaseInsensitiveDict) -> list[bytes]:
+        self._search_target = str(headers.get_lower("st", ""))
+        return super()._build_responses(headers)
+
+    def _build_responses_device_type(
+        self, device: UpnpDevice, device_type: str | None = None
+    ) -> bytes:
+        st = self._search_target if device_type is not None else None
+        return super()._build_responses_device_type(device, st)
+
+    def _build_responses_service(
+        self, service: UpnpService, service_type: str | None = None
+    ) -> bytes:
+        st = self._search_target if service_type is not None else None
+        return super()._build_responses_service(service, st)
 
     async def async_start(self) -> None:
         loop = asyncio.get_running_loop()

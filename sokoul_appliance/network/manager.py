@@ -35,6 +35,7 @@ from sokoul_appliance.network.roles import (
     NetworkConfig,
     NetworkConfigError,
     Services,
+    check_plan,
     config_from_settings,
 )
 from sokoul_appliance.network.rollback import DEFAULT_TIMEOUT, RollbackTimer, TrialError
@@ -240,6 +241,12 @@ class NetworkManager:
         for key, value in changes.items():
             if key not in NETWORK_KEYS:
                 errors[key] = "not a network setting"
+                continue
+            if key == "network.plan":
+                # the port roles: each field's problem named next to it (panel form)
+                plan, plan_errors = check_plan(value, [p["name"] for p in self._ports()])
+                errors.update(plan_errors)
+                clean[key] = plan
                 continue
             try:
                 clean[key] = KEYS[key].check(value)

@@ -28,6 +28,42 @@ NETWORK_KEYS = (
 )
 
 
+DEFAULT_STREAMING_SUBNET = "10.0.1.1/24"
+
+
+def check_plan(plan: Any, port_names: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The port roles a person chose (wizard or panel): (clean plan, errors by field)."""
+    if not isinstance(plan, Mapping):
+        return {}, {"network.plan": "the port roles must be an object"}
+    errors: dict[str, str] = {}
+    for key in ("internet_port", "streaming_port"):
+        if plan.get(key) not in port_names:
+            errors[key] = f"pick one of the ports: {', '.join(port_names) or 'none found'}"
+    if not errors and plan["internet_port"] == plan["streaming_port"]:
+        errors["streaming_port"] = "the streaming port must be the other port"
+    subnet = plan.get("streaming_subnet") or DEFAULT_STREAMING_SUBNET
+    iface = ipaddress.IPv4Interface(DEFAULT_STREAMING_SUBNET)
+    try:
+        iface = ipaddress.IPv4Interface(subnet)
+        if (
+            not iface.network.is_private
+            or not 16 <= iface.network.prefixlen <= 29
+            or iface.ip in (iface.network.network_address, iface.network.broadcast_address)
+        ):
+            raise ValueError
+    except ValueError:
+        errors["streaming_subnet"] = (
+            "the appliance's address on the streaming network with its prefix, a private "
+            "IPv4 range from /16 to /29, e.g. 10.0.1.1/24"
+        )
+    clean = {
+        "internet_port": str(plan.get("internet_port")),
+        "streaming_port": str(plan.get("streaming_port")),
+        "streaming_subnet": str(iface),
+    }
+    return clean, errors
+
+
 class NetworkConfigError(ValueError):
     """The settings do not make a usable network configuration (message for the owner)."""
 

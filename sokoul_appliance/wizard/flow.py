@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import time
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 from sokoul_appliance.auth.accounts import USERNAME_RE, Accounts, check_new_password
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import SetupCompleted
+from sokoul_appliance.network.roles import DEFAULT_STREAMING_SUBNET, check_plan
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import (
     Settings,
@@ -36,7 +36,7 @@ from sokoul_appliance.vpn.wgconf import WireGuardConfigError, parse
 log = logging.getLogger("sokoul.wizard")
 
 STEPS = ("admin", "system", "network", "storage", "vpn", "content", "summary")
-DEFAULT_SUBNET = "10.0.1.1/24"
+DEFAULT_SUBNET = DEFAULT_STREAMING_SUBNET
 
 
 class HardwareView(Protocol):
@@ -260,39 +260,10 @@ class Wizard:
 
     async def _answer_network(self, body: Any) -> None:
         b = _expect_object(body, ("internet_port", "streaming_port", "streaming_subnet"))
-        names = [p["name"] for p in self._hardware.ports()]
-        errors: dict[str, str] = {}
-        for field in ("internet_port", "streaming_port"):
-            if b.get(field) not in names:
-                errors[field] = f"pick one of the ports: {', '.join(names) or 'none found'}"
-        if not errors and b["internet_port"] == b["streaming_port"]:
-            errors["streaming_port"] = "the streaming port must be the other port"
-        subnet = b.get("streaming_subnet") or DEFAULT_SUBNET
-        iface = ipaddress.ip_interface(DEFAULT_SUBNET)
-        try:
-            iface = ipaddress.ip_interface(subnet)
-            if (
-                iface.version != 4
-                or not iface.network.is_private
-                or not 16 <= iface.network.prefixlen <= 29
-                or iface.ip in (iface.network.network_address, iface.network.broadcast_address)
-            ):
-                raise ValueError
-        except ValueError:
-            errors["streaming_subnet"] = (
-                "the appliance's address on the streaming network with its prefix, a private "
-                "IPv4 range from /16 to /29, e.g. 10.0.1.1/24"
-            )
+        plan, errors = check_plan(b, [p["name"] for p in self._hardware.ports()])
         if errors:
             raise WizardError(400, "please correct the highlighted fields", errors)
-        await self._store_answer(
-            "network",
-            {
-                "internet_port": b["internet_port"],
-                "streaming_port": b["streaming_port"],
-                "streaming_subnet": str(iface),
-            },
-        )
+        await self._store_answer("network", plan)
 
     async def _answer_storage(self, body: Any) -> None:
         b = _expect_object(body, ("system_drive", "media_drive", "format_media", "confirm"))

@@ -575,6 +575,18 @@ def check_every_page(
     with console.expecting(r"status of 409"):
         tid(page, "internet-apply").click()
         expect(tid(page, "internet-form")).to_contain_text("simulated board")
+    # the port roles can be chosen again from the panel (after a preseed too): the same port
+    # twice is refused next to the field; on a simulated board the change is refused as well
+    roles = tid(page, "roles-form")
+    port_names = [p["name"] for p in net["ports"]]
+    tid(page, "input-internet-port").select_option(port_names[0])
+    tid(page, "input-streaming-port").select_option(port_names[0])
+    tid(page, "roles-apply").click()
+    expect(roles).to_contain_text("the streaming port must be the other port")
+    tid(page, "input-streaming-port").select_option(port_names[1])
+    with console.expecting(r"status of 409"):
+        tid(page, "roles-apply").click()
+        expect(roles).to_contain_text("simulated board")
     shot(page, "panel-network")
 
     # Storage: both drive models, one usage bar per file system

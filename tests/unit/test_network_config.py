@@ -14,7 +14,11 @@ from sokoul_appliance.bus import EventBus
 from sokoul_appliance.host import Host
 from sokoul_appliance.network.dhcp_server import dnsmasq_argv, parse_leases
 from sokoul_appliance.network.firewall import parse_counters, render_ruleset, rules_table
-from sokoul_appliance.network.manager import NetworkManager, NetworkReadOnlyError
+from sokoul_appliance.network.manager import (
+    NetworkChangeError,
+    NetworkManager,
+    NetworkReadOnlyError,
+)
 from sokoul_appliance.network.netplan import render_netplan, write_atomically
 from sokoul_appliance.network.roles import NetworkConfigError, Services, config_from_settings
 from sokoul_appliance.network.rollback import RollbackTimer, TrialError
@@ -205,6 +209,26 @@ async def test_manager_on_simulated_board_is_read_only(tmp_path: Path) -> None:
         preview = mgr.preview({"network.internet_mode": "static",
                                "network.internet_address": "192.168.1.20/24"})  # fmt: skip
         assert 'addresses: ["192.168.1.20/24"]' in preview["netplan"]
+        # swapping the port roles (the panel's form, also after a preseed): the netplan
+        # follows the MACs; a bad choice names each field
+        swapped = mgr.preview(
+            {"network.plan": {"internet_port": "enP3p1s0", "streaming_port": "enP2p1s0"}}
+        )
+        roles = {p["role"]: p["name"] for p in swapped["config"]["ports"]}
+        assert roles == {"internet": "enP3p1s0", "streaming": "enP2p1s0"}
+        assert "10.0.1.1/24" in swapped["netplan"]
+        with pytest.raises(NetworkChangeError) as bad:
+            mgr.preview(
+                {
+                    "network.plan": {
+                        "internet_port": "enP2p1s0",
+                        "streaming_port": "eth9",
+                        "streaming_subnet": "8.8.8.1/24",
+                    }
+                }
+            )
+        assert set(bad.value.fields) == {"streaming_port", "streaming_subnet"}
+        assert "enP2p1s0, enP3p1s0" in bad.value.fields["streaming_port"]
         with pytest.raises(NetworkReadOnlyError):
             await mgr.apply_change({"network.internet_mode": "static"})
         assert not (tmp_path / "etc").exists() and not (tmp_path / "run").exists()

@@ -1451,6 +1451,7 @@ const PAGE_RENDERERS = {
             )
           : h("p", { class: "muted", dataset: tid("network-plan") }, "No network plan is saved."),
         networkManagerBlocks(d.manager || {}),
+        portRolesForm(ports, plan || {}),
         vpnBlock(d.vpn),
       ];
     });
@@ -1784,6 +1785,51 @@ function networkManagerBlocks(m) {
     );
   }
   return h("div", { class: "network-manager" }, blocks);
+}
+
+/** Choosing (or swapping) the ports' roles after setup — also after a preseed, which skips the
+ * wizard. Applied on trial like every network change: undone after 90 s unless kept. */
+function portRolesForm(ports, plan) {
+  const names = ports.map((p) => p.name);
+  const pick = (key, value) => {
+    const sel = h("select", { name: key, dataset: { field: key, testid: `input-${key.replace(/_/g, "-")}` } }, names.map((n) => h("option", { value: n }, n)));
+    if (value && names.includes(value)) sel.value = value;
+    return sel;
+  };
+  const internet = pick("internet_port", plan.internet_port || names[0]);
+  const streaming = pick("streaming_port", plan.streaming_port || names[1] || names[0]);
+  const subnet = textInput("streaming_subnet", plan.streaming_subnet || "10.0.1.1/24", { spellcheck: "false", autocapitalize: "none", dataset: { field: "streaming_subnet", testid: "input-streaming-subnet" } });
+  const submit = h("button", { type: "submit", class: "primary", dataset: tid("roles-apply") }, "Apply on trial");
+  const form = h(
+    "form",
+    { class: "card wide", novalidate: true, dataset: tid("roles-form") },
+    h("h2", null, "Port roles"),
+    h("p", { class: "hint" }, "One port goes to your router (internet), the other to the TVs (streaming network, with its own addresses). Plug the cables accordingly; the change is undone after 90 seconds unless you keep it."),
+    field("Internet port (to the router)", internet),
+    field("Streaming port (to the TVs)", streaming),
+    field("Appliance address on the streaming network", subnet, "A private range with its prefix, e.g. 10.0.1.1/24."),
+    h("div", { class: "actions" }, submit),
+  );
+  const errors = formErrors(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errors.clear();
+    if (internet.value === streaming.value) {
+      errors.show({ message: "Pick two different ports.", fields: { streaming_port: "the streaming port must be the other port" } });
+      return;
+    }
+    busy(submit, true);
+    const next = { internet_port: internet.value, streaming_port: streaming.value, streaming_subnet: subnet.value.trim() };
+    try {
+      await api("POST", "/api/network/changes", { changes: { "network.plan": next } });
+      render();
+    } catch (err) {
+      errors.show(err);
+    } finally {
+      busy(submit, false);
+    }
+  });
+  return names.length >= 2 ? form : h("p", { class: "muted", dataset: tid("roles-none") }, "Two network ports are needed to split internet and streaming.");
 }
 
 /** The WireGuard split tunnel for downloads: state, handshake, exit address, kill switch. */
