@@ -397,6 +397,18 @@ class LtSession:
         h.piece_priority(piece, priority)
         h.set_piece_deadline(piece, deadline_ms)
 
+    def read_piece(self, tid: str, piece: int) -> None:
+        """Ask libtorrent for a verified piece's bytes (answer: a ``piece_data`` alert). Its
+        disk layer serves blocks not yet written to the file (libtorrent 2's store buffer):
+        reading the file itself right after ``have_piece`` can still see zeros there."""
+        self._h(tid).read_piece(piece)
+
+    def prioritize(self, tid: str, pieces: list[int], priority: int) -> None:
+        """Piece priorities only (no deadline): picked before the default-priority pieces."""
+        h = self._h(tid)
+        for piece in pieces:
+            h.piece_priority(piece, priority)
+
     def clear_deadlines(self, tid: str) -> None:
         self._h(tid).clear_piece_deadlines()
 
@@ -439,6 +451,7 @@ class LtSession:
 _WANTED = frozenset(
     {
         "piece_finished",
+        "read_piece",
         "save_resume_data",
         "save_resume_data_failed",
         "torrent_finished",
@@ -465,6 +478,11 @@ def _convert(a: Any) -> EngineAlert | None:
     tid = _hex(handle) if handle.is_valid() else None
     if what == "piece_finished":
         return EngineAlert("piece_finished", tid, piece=int(a.piece_index))
+    if what == "read_piece":
+        if a.error.value():
+            return EngineAlert("piece_read_failed", tid, message=str(a.error.message()),
+                               piece=int(a.piece))  # fmt: skip
+        return EngineAlert("piece_data", tid, piece=int(a.piece), data=bytes(a.buffer))
     if what == "save_resume_data":
         return EngineAlert("resume_data", tid, data=bytes(lt.write_resume_data_buf(a.params)))
     if what == "save_resume_data_failed":
