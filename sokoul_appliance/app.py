@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from sokoul_appliance.auth.accounts import Accounts
 from sokoul_appliance.auth.sessions import Sessions
 from sokoul_appliance.auth.throttle import LoginThrottle
 from sokoul_appliance.bus import EventBus
+from sokoul_appliance.cast import CastConfig, CastManager
+from sokoul_appliance.cast.addressing import discovery_addresses, parse_addresses
 from sokoul_appliance.cores import CoreGovernor
 from sokoul_appliance.dlna import DlnaManager
 from sokoul_appliance.dlna.addressing import serving_bindings
@@ -30,7 +33,6 @@ from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.network.manager import NetworkManager
 from sokoul_appliance.network.roles import Services
 from sokoul_appliance.notify import SystemdNotifier
-from sokoul_appliance.planned import PlannedSubsystem
 from sokoul_appliance.storage import StorageManager
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
@@ -169,6 +171,21 @@ class Supervisor:
             registry=self.metrics.registry,
             read_only=not self.host.live,
         )
+        # Chromecasts: looked for on the streaming network (+ the LAN) of a live host only;
+        # SOKOUL_CAST_INTERFACES="ADDR ..." names the addresses explicitly (tests run it in a
+        # network namespace); a simulated board without it sends no mDNS at all
+        self.cast = CastManager(
+            self.host,
+            self.bus,
+            self.metrics.registry,
+            self.library,
+            self.stream,
+            CastConfig(
+                addresses=parse_addresses(os.environ.get("SOKOUL_CAST_INTERFACES")),
+                listen=config.listen,
+            ),
+            addresses=lambda: discovery_addresses(self.network.config),
+        )
         # the MediaServer: the streaming interface (+ the LAN with dlna.serve_lan), port 8200;
         # a simulated board serves HTTP on 127.0.0.1 (a free port) and runs no SSDP at all
         self.dlna = DlnaManager(
@@ -181,10 +198,6 @@ class Supervisor:
             lambda: f"SOKOUL ({self.identity.current_hostname()})",
             http_port=8200 if self.host.live else 0,
         )
-        s = self.settings
-        planned: list[PlannedSubsystem] = [
-            PlannedSubsystem("cast", "Casting", s),
-        ]
         ctx = WebContext(
             settings=self.settings,
             accounts=self.accounts,
@@ -207,6 +220,7 @@ class Supervisor:
             subsystems=[],
             static_dir=STATIC_DIR,
             simulated=not self.host.live,
+            cast=self.cast,
         )
         self.web = WebServer(build_app(ctx), config.listen)
         self.subsystems: list[StatusSource] = [
@@ -222,8 +236,8 @@ class Supervisor:
             self.library,
             self.stream,
             self.dlna,
+            self.cast,
             self.wizard,
-            *planned,
         ]
         ctx.subsystems = self.subsystems
         self.health.attach(self._manager_states, self._setup_mode)
@@ -295,6 +309,7 @@ class Supervisor:
             ("library", self.library.start, self.library.stop),
             ("streaming", self.stream.start, self.stream.stop),
             ("DLNA server", self.dlna.start, self.dlna.stop),
+            ("casting", self.cast.start, self.cast.stop),
             ("web", self.web.start, self.web.stop),
         ]
         started: list[Callable[[], Awaitable[None]]] = []

@@ -122,3 +122,15 @@ class LibraryUpdated:
     added: int
     changed: int  # changed or moved (renamed, another tier)
     removed: int
+
+
+# cast room (sokoul_appliance/cast/): a Chromecast appeared, changed (a cast's MEDIA_STATUS,
+# the connection lost) or went away; the panel's Devices page and players follow these
+@dataclass(frozen=True)
+class CastDeviceChanged:
+    device: dict[str, Any]  # one entry of GET /api/devices "chromecasts"
+
+
+@dataclass(frozen=True)
+class CastDeviceRemoved:
+    device_id: str

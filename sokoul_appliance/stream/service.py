@@ -216,10 +216,14 @@ class StreamService:
         return choose_profile(self.profiles, identity)
 
     def choose(
-        self, item: LibraryItem, profile: ClientProfile, force: bool = False
+        self,
+        item: LibraryItem,
+        profile: ClientProfile,
+        force: bool = False,
+        reencode: bool = False,
     ) -> tuple[Plan, StreamChoice]:
         container = container_key(item.container, item.file_name)
-        plan = decide(profile, item.media, container, force)
+        plan = decide(profile, item.media, container, force, reencode)
         path = f"/stream/{item.id}"
         if plan.mode == DIRECT:
             media = item.media
@@ -272,8 +276,11 @@ class StreamService:
                 "unknown", 503, "This item's drive is not available now; try again later."
             )
         profile = self.profile_for(client_identity(request), request.query.get("profile"))
-        force = request.query.get("transcode") in ("1", "true", "yes")
-        plan, choice = self.choose(item, profile, force)
+        # transcode=1: never the file as it is; transcode=video: the video encoded again too
+        # (a Chromecast and an H.264 level above what it decodes)
+        reencode = request.query.get("transcode") == "video"
+        force = reencode or request.query.get("transcode") in ("1", "true", "yes")
+        plan, choice = self.choose(item, profile, force, reencode)
         path = await self.library.real_path(item)
         headers = self._dlna_headers(request, item, profile, choice)
         if plan.mode == DIRECT:
@@ -530,7 +537,13 @@ class StreamService:
         profile = self.profile_for(client_identity(request), request.query.get("profile"))
         mime = profile.mime_for(fmt, SUBTITLE_MIME[fmt])
         self.metrics.requests.labels(mode="subtitle", status="200").inc()
-        return web.Response(body=data, content_type=mime, charset="utf-8")
+        # a Chromecast's receiver page (another origin) fetches text tracks with CORS
+        return web.Response(
+            body=data,
+            content_type=mime,
+            charset="utf-8",
+            headers={"Access-Control-Allow-Origin": "*"},
+        )
 
     async def _subtitle_bytes(
         self, item: LibraryItem, track: SubtitleTrack, fmt: str

@@ -63,12 +63,18 @@ class Plan:
 
 
 def decide(
-    profile: ClientProfile, media: MediaInfo | None, container: str, force: bool = False
+    profile: ClientProfile,
+    media: MediaInfo | None,
+    container: str,
+    force: bool = False,
+    reencode: bool = False,
 ) -> Plan:
+    """``reencode``: the video cannot be copied even when its codec is right (e.g. an H.264
+    level above what a Chromecast decodes)."""
     if not force and profile.can_direct_play(media, container):
         return Plan(DIRECT)
     copy_audio = profile.can_copy_audio(media)
-    if profile.can_copy_video(media):
+    if not reencode and profile.can_copy_video(media):
         return Plan(REMUX, copy_audio)
     return Plan(TRANSCODE, copy_audio)
 
@@ -106,5 +112,8 @@ def ffmpeg_argv(
             "-c:a", target.audio_codec, "-b:a", target.audio_bitrate,
             "-ac", str(target.audio_channels),
         ]  # fmt: skip
+    if target.container == "mp4":
+        # fragmented MP4 (a Chromecast's target): playable while written, no seek back needed
+        argv += ["-movflags", "frag_keyframe+empty_moov+default_base_moof"]
     argv += ["-f", target.container, "-muxdelay", "0", "pipe:1"]
     return argv

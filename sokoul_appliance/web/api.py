@@ -14,6 +14,7 @@ from aiohttp import web
 from sokoul_appliance import __version__
 from sokoul_appliance.auth.accounts import check_new_password
 from sokoul_appliance.auth.sessions import Session
+from sokoul_appliance.cast import CastManager, CastRequestError
 from sokoul_appliance.network.manager import NetworkChangeError, NetworkReadOnlyError
 from sokoul_appliance.storage import StorageUnavailable
 from sokoul_appliance.storage.formatting import FormatRefused
@@ -453,9 +454,47 @@ class Api:
         dlna_state, cast = self._subsystem("dlna"), self._subsystem("cast")
         dlna: dict[str, Any] = {**dlna_state, "description_urls": self._dlna_urls()}
         worst = dlna_state if dlna_state["state"] != "ok" else cast
+        chromecasts = self.ctx.cast.snapshot() if self.ctx.cast is not None else []
         return web.json_response(
-            {"renderers": [], "chromecasts": [], "dlna": dlna, "cast": cast, **worst}
+            {"renderers": [], "chromecasts": chromecasts, "dlna": dlna, "cast": cast, **worst}
         )
+
+    def _cast_manager(self) -> CastManager:
+        if self.ctx.cast is None:
+            raise ApiError(503, "casting is not part of this build")
+        return self.ctx.cast
+
+    async def cast_start(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        manager = self._cast_manager()
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, 'send {"device": id, "item": id}')
+        device, item, subs = body.get("device"), body.get("item"), body.get("subtitles", True)
+        fields = {k: "required" for k, v in (("device", device), ("item", item)) if not v}
+        if fields or not isinstance(device, str) or not isinstance(item, str):
+            raise ApiError(400, "give the device and the item to cast", fields or None)
+        if not isinstance(subs, bool):
+            raise ApiError(400, "subtitles is true or false", {"subtitles": "a boolean"})
+        try:
+            return web.json_response(await manager.cast(device, item, subtitles=subs))
+        except CastRequestError as e:
+            raise ApiError(e.status, str(e)) from None
+
+    async def cast_control(self, request: web.Request) -> web.Response:
+        self.require_login(request)
+        manager = self._cast_manager()
+        device, action = request.match_info["device"], request.match_info["action"]
+        body = await read_json(request) if request.can_read_body else {}
+        value = body.get("value") if isinstance(body, dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ApiError(400, "value must be a number", {"value": "a number"})
+        try:
+            return web.json_response(
+                await manager.control(device, action, None if value is None else float(value))
+            )
+        except CastRequestError as e:
+            raise ApiError(e.status, str(e)) from None
 
     async def logs(self, request: web.Request) -> web.Response:
         self.require_login(request)

@@ -10,6 +10,7 @@ from sokoul_appliance.auth.accounts import Accounts
 from sokoul_appliance.auth.sessions import Sessions
 from sokoul_appliance.auth.throttle import LoginThrottle
 from sokoul_appliance.bus import EventBus
+from sokoul_appliance.cast import CastManager
 from sokoul_appliance.cores import CoreGovernor
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthReporter
@@ -56,3 +57,4 @@ class WebContext:
     subsystems: list[StatusSource]
     static_dir: Path
     simulated: bool  # a simulated board (dev mode, tests): managers change nothing
+    cast: CastManager | None = None  # Chromecasts (None in tests that build no cast room)

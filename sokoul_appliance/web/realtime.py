@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from sokoul_appliance.events import (
+    CastDeviceChanged,
+    CastDeviceRemoved,
     LogLine,
     ManagerStateChanged,
     SettingsChanged,
@@ -32,6 +34,10 @@ def _message(event: object) -> dict[str, Any] | None:
         return {"type": "event", "data": {"name": "settings.changed", "keys": list(event.keys)}}
     if isinstance(event, SetupCompleted):
         return {"type": "event", "data": {"name": "setup.completed", "source": event.source}}
+    if isinstance(event, CastDeviceChanged):
+        return {"type": "event", "data": {"name": "cast.device", "device": event.device}}
+    if isinstance(event, CastDeviceRemoved):
+        return {"type": "event", "data": {"name": "cast.removed", "id": event.device_id}}
     if isinstance(event, ManagerStateChanged):
         return {
             "type": "event",
@@ -56,7 +62,15 @@ async def live_updates(
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     ctx.metrics.websockets.inc()
-    types = (LogLine, SettingsChanged, SetupCompleted, ManagerStateChanged, SystemSampled)
+    types = (
+        LogLine,
+        SettingsChanged,
+        SetupCompleted,
+        ManagerStateChanged,
+        SystemSampled,
+        CastDeviceChanged,
+        CastDeviceRemoved,
+    )
     try:
         with ctx.bus.subscribe(*types) as sub, ctx.hardware.watch():
             await ws.send_json({"type": "system", "data": await system_body()})

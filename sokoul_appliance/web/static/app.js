@@ -1187,6 +1187,7 @@ function connectLive() {
         // A page's handler must not break the stream for the others.
       }
     }
+    castLive(msg);
   });
   ws.addEventListener("close", () => {
     if (app.ws !== ws) return;
@@ -1310,7 +1311,7 @@ const PAGE_RENDERERS = {
                   h("td", null, humanKey(it.kind || "—")),
                   h("td", null, it.duration ? fmtUptime(it.duration) : "—"),
                   h("td", null, [it.video_codec, it.resolution].filter(Boolean).join(" · ") || "—"),
-                  h("td", null, h("a", { href: `/stream/${encodeURIComponent(it.id)}`, target: "_blank", rel: "noopener", dataset: tid("library-play") }, "Play")),
+                  h("td", { class: "row-actions" }, h("a", { href: `/stream/${encodeURIComponent(it.id)}`, target: "_blank", rel: "noopener", dataset: tid("library-play") }, "Play"), castButton(it.id, label(it))),
                 ),
               )
             : [emptyRow(6, "No items. " + emptyReason(d))],
@@ -1408,7 +1409,7 @@ const PAGE_RENDERERS = {
         sub("DLNA server", d.dlna, "dlna"),
         sub("Casting", d.cast, "cast"),
         table(`DLNA renderers (${r.length})`, ["Name", "Model", "Address"], r.length ? r.map((x) => row(x, "renderer")) : [emptyRow(3, "No renderers found. " + emptyReason(d))], "renderers-table"),
-        table(`Chromecasts (${c.length})`, ["Name", "Model", "Address"], c.length ? c.map((x) => row(x, "chromecast")) : [emptyRow(3, "No Chromecasts found. " + emptyReason(d))], "chromecasts-table"),
+        castDevicesTable(c, d),
       ];
     });
   },
@@ -2181,6 +2182,213 @@ function settingsForms(s) {
   const sessionCard = h("div", { class: "card" }, h("h2", null, "Session"), h("p", null, `Logged in as ${(app.session && app.session.username) || "the administrator"}.`), h("div", { class: "actions" }, logout));
 
   return h("div", { class: "settings-grid" }, general, keyForm, pwForm, sessionCard);
+}
+
+// ---------------------------------------------------------------- casting (Chromecast)
+// A Cast button on library items opens a device picker (GET /api/devices); POST /api/cast
+// starts it and the cast bar (fixed at the bottom, outside the page) follows the receiver's
+// MEDIA_STATUS through the WebSocket's "cast.device" events. docs/cast.md.
+
+const CAST_STATES = { available: "Available", connecting: "Connecting", casting: "Casting", reconnecting: "Reconnecting", lost: "Lost" };
+
+const cast = {
+  devices: new Map(), // id -> the last device object seen (GET /api/devices or an event)
+  current: null, // the device the cast bar controls
+  dialog: null,
+};
+
+function fmtClock(sec) {
+  if (sec === null || sec === undefined || !Number.isFinite(Number(sec))) return "—";
+  const s = Math.max(0, Math.floor(Number(sec)));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+function castStatusText(dev) {
+  const word = CAST_STATES[dev.state] || dev.state || "—";
+  const c = dev.cast;
+  if (c && dev.state === "casting") return `${word} · ${c.player_state || "UNKNOWN"}`;
+  return word;
+}
+
+/** The Devices page's row for one Chromecast (kept live by castLive). */
+function castDeviceRow(dev) {
+  const control = h("button", { type: "button", dataset: { testid: "chromecast-control", id: dev.id } }, "Control");
+  control.addEventListener("click", () => {
+    cast.current = dev.id;
+    renderCastBar();
+  });
+  return h(
+    "tr",
+    { dataset: { testid: "chromecast-row", id: dev.id, state: dev.state || "" } },
+    h("td", null, dev.name || "—"),
+    h("td", null, dev.model || "—"),
+    h("td", { class: "mono" }, dev.address || "—"),
+    h("td", { dataset: tid("chromecast-status") }, castStatusText(dev), dev.detail ? h("span", { class: "state-detail" }, ` ${dev.detail}`) : null),
+    h("td", null, dev.cast ? [dev.cast.title || "", " ", control] : "—"),
+  );
+}
+
+function castDevicesTable(list, d) {
+  for (const dev of list) cast.devices.set(dev.id, dev);
+  return table(
+    `Chromecasts (${list.length})`,
+    ["Name", "Model", "Address", "Status", "Casting"],
+    list.length ? list.map(castDeviceRow) : [emptyRow(5, "No Chromecasts found. " + emptyReason(d.cast || d))],
+    "chromecasts-table",
+  );
+}
+
+/** WebSocket messages, whatever the page: device changes and the cast bar. */
+function castLive(msg) {
+  if (!msg || msg.type !== "event" || !msg.data) return;
+  const tbody = document.querySelector("[data-testid=chromecasts-table] tbody");
+  if (msg.data.name === "cast.device" && msg.data.device) {
+    const dev = msg.data.device;
+    cast.devices.set(dev.id, dev);
+    if (tbody) {
+      const old = tbody.querySelector(`tr[data-testid=chromecast-row][data-id="${CSS.escape(dev.id)}"]`);
+      if (old) old.replaceWith(castDeviceRow(dev));
+      else {
+        const empty = tbody.querySelector("tr:not([data-testid=chromecast-row])");
+        if (empty) empty.remove();
+        tbody.append(castDeviceRow(dev));
+      }
+    }
+    if (cast.current === dev.id) renderCastBar();
+  } else if (msg.data.name === "cast.removed") {
+    cast.devices.delete(msg.data.id);
+    if (tbody) {
+      const old = tbody.querySelector(`tr[data-testid=chromecast-row][data-id="${CSS.escape(msg.data.id)}"]`);
+      if (old) old.remove();
+    }
+  }
+}
+
+function castButton(itemId, title) {
+  const b = h("button", { type: "button", class: "cast-button", dataset: { testid: "library-cast", id: itemId }, "aria-label": `Cast ${title}` }, "Cast");
+  b.addEventListener("click", () => openCastPicker(itemId, title));
+  return b;
+}
+
+async function openCastPicker(itemId, title) {
+  if (cast.dialog) cast.dialog.remove();
+  const list = h("div", { class: "cast-choices", dataset: tid("cast-choices") }, h("p", { class: "loading" }, "Looking for Chromecasts…"));
+  const subs = h("input", { type: "checkbox", name: "subtitles", checked: true, dataset: tid("cast-subtitles") });
+  const error = h("p", { class: "error", role: "alert", hidden: true, dataset: tid("cast-error") });
+  const cancel = h("button", { type: "button", dataset: tid("cast-cancel") }, "Cancel");
+  const dialog = h(
+    "dialog",
+    { class: "cast-dialog", "aria-label": `Cast ${title}`, dataset: tid("cast-dialog") },
+    h("h2", null, `Cast “${title}”`),
+    list,
+    h("label", { class: "check" }, subs, " Subtitles (when the item has some)"),
+    error,
+    h("div", { class: "actions" }, cancel),
+  );
+  cancel.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    if (cast.dialog === dialog) cast.dialog = null;
+  });
+  document.body.append(dialog);
+  cast.dialog = dialog;
+  dialog.showModal();
+  let d;
+  try {
+    d = await api("GET", "/api/devices");
+  } catch (err) {
+    list.replaceChildren();
+    error.textContent = err.message || String(err);
+    error.hidden = false;
+    return;
+  }
+  const usable = (d.chromecasts || []).filter((x) => x.present && x.state !== "lost");
+  if (!usable.length) {
+    list.replaceChildren(h("p", { class: "muted", dataset: tid("cast-none") }, "No Chromecast found on the streaming network. " + ((d.cast && d.cast.detail) || "")));
+    return;
+  }
+  list.replaceChildren(
+    ...usable.map((dev) => {
+      const b = h("button", { type: "button", class: "cast-choice", dataset: { testid: "cast-device", id: dev.id } }, h("strong", null, dev.name), h("span", { class: "muted" }, ` ${dev.model} · ${castStatusText(dev)}`));
+      b.addEventListener("click", async () => {
+        for (const other of list.querySelectorAll("button")) busy(other, true);
+        error.hidden = true;
+        try {
+          const res = await api("POST", "/api/cast", { device: dev.id, item: itemId, subtitles: subs.checked });
+          cast.devices.set(res.id, res);
+          cast.current = res.id;
+          dialog.close();
+          renderCastBar();
+        } catch (err) {
+          error.textContent = err.message || String(err);
+          error.hidden = false;
+          for (const other of list.querySelectorAll("button")) busy(other, false);
+        }
+      });
+      return b;
+    }),
+  );
+}
+
+function renderCastBar() {
+  let bar = document.getElementById("cast-bar");
+  const dev = cast.current ? cast.devices.get(cast.current) : null;
+  if (!dev || !app.session || !app.session.authenticated) {
+    if (bar) bar.remove();
+    return;
+  }
+  if (!bar) {
+    bar = h("section", { id: "cast-bar", class: "cast-bar", "aria-label": "Casting", dataset: tid("cast-bar") });
+    document.body.append(bar);
+  }
+  const c = dev.cast || {};
+  const control = (action, label, value) => {
+    const b = h("button", { type: "button", dataset: tid(`cast-${action}`) }, label);
+    b.addEventListener("click", () => castControl(dev.id, action, value === undefined ? undefined : value()));
+    return b;
+  };
+  const seekInput = h("input", { type: "number", min: "0", step: "1", value: String(Math.floor(Number(c.current_time) || 0)), "aria-label": "Seek to (seconds)", dataset: tid("cast-seek-input") });
+  const volume = h("input", { type: "range", min: "0", max: "1", step: "0.05", value: String(dev.volume ?? 0.5), "aria-label": "Volume", dataset: tid("cast-volume") });
+  volume.addEventListener("change", () => castControl(dev.id, "volume", Number(volume.value)));
+  const lost = dev.state === "lost";
+  const close = h("button", { type: "button", class: "cast-close", "aria-label": "Hide", dataset: tid("cast-close") }, "×");
+  close.addEventListener("click", () => {
+    cast.current = null;
+    renderCastBar();
+  });
+  bar.dataset.state = dev.state || "";
+  bar.replaceChildren(
+    h("div", { class: "cast-info" },
+      h("strong", { dataset: tid("cast-device-name") }, dev.name),
+      h("span", { class: "cast-title", dataset: tid("cast-title") }, c.title || ""),
+      h("span", { class: `cast-state state-${lost ? "error" : "ok"}`, dataset: tid("cast-state") }, lost ? "LOST" : c.player_state || CAST_STATES[dev.state] || dev.state),
+      h("span", { class: "mono", dataset: tid("cast-time") }, `${fmtClock(c.current_time)} / ${fmtClock(c.duration)}`),
+      c.mode ? h("span", { class: "muted", dataset: tid("cast-mode") }, c.mode) : null),
+    h("div", { class: "cast-controls" },
+      control("play", "Play"),
+      control("pause", "Pause"),
+      control("stop", "Stop"),
+      seekInput,
+      control("seek", "Seek", () => Number(seekInput.value)),
+      h("label", { class: "cast-volume" }, "Volume ", volume),
+      close),
+    dev.detail ? h("p", { class: lost ? "error" : "muted", role: lost ? "alert" : null, dataset: tid("cast-detail") }, dev.detail) : null,
+  );
+  for (const b of bar.querySelectorAll(".cast-controls button:not(.cast-close), .cast-controls input")) b.disabled = lost || !dev.cast;
+}
+
+async function castControl(id, action, value) {
+  try {
+    const dev = await api("POST", `/api/cast/${encodeURIComponent(id)}/${action}`, value === undefined ? {} : { value });
+    cast.devices.set(dev.id, dev);
+  } catch (err) {
+    const dev = cast.devices.get(id);
+    if (dev) cast.devices.set(id, { ...dev, detail: err.message || String(err) });
+  }
+  renderCastBar();
 }
 
 async function doLogout() {
