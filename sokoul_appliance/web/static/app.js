@@ -2195,6 +2195,8 @@ const cast = {
   devices: new Map(), // id -> the last device object seen (GET /api/devices or an event)
   current: null, // the device the cast bar controls
   dialog: null,
+  seenAt: new Map(), // id -> performance.now() when its status last arrived
+  ticker: 0,
 };
 
 function fmtClock(sec) {
@@ -2248,6 +2250,7 @@ function castLive(msg) {
   if (msg.data.name === "cast.device" && msg.data.device) {
     const dev = msg.data.device;
     cast.devices.set(dev.id, dev);
+    cast.seenAt.set(dev.id, performance.now());
     if (tbody) {
       const old = tbody.querySelector(`tr[data-testid=chromecast-row][data-id="${CSS.escape(dev.id)}"]`);
       if (old) old.replaceWith(castDeviceRow(dev));
@@ -2319,6 +2322,7 @@ async function openCastPicker(itemId, title) {
         try {
           const res = await api("POST", "/api/cast", { device: dev.id, item: itemId, subtitles: subs.checked });
           cast.devices.set(res.id, res);
+          cast.seenAt.set(res.id, performance.now());
           cast.current = res.id;
           dialog.close();
           renderCastBar();
@@ -2360,12 +2364,23 @@ function renderCastBar() {
     renderCastBar();
   });
   bar.dataset.state = dev.state || "";
-  bar.replaceChildren(
+  const seen = cast.seenAt.get(dev.id) || performance.now();
+  const clock = h("span", { class: "mono", dataset: tid("cast-time") });
+  const tick = () => {
+    // the receiver reports on changes only: count on locally while it plays
+    const moving = dev.state === "casting" && c.player_state === "PLAYING" && c.current_time !== null && c.current_time !== undefined;
+    const now = moving ? Math.min(Number(c.current_time) + (performance.now() - seen) / 1000, Number(c.duration) || Infinity) : c.current_time;
+    clock.textContent = `${fmtClock(now)} / ${fmtClock(c.duration)}`;
+  };
+  tick();
+  clearInterval(cast.ticker);
+  cast.ticker = setInterval(() => (clock.isConnected ? tick() : clearInterval(cast.ticker)), 1000);
+  const parts = [
     h("div", { class: "cast-info" },
       h("strong", { dataset: tid("cast-device-name") }, dev.name),
       h("span", { class: "cast-title", dataset: tid("cast-title") }, c.title || ""),
       h("span", { class: `cast-state state-${lost ? "error" : "ok"}`, dataset: tid("cast-state") }, lost ? "LOST" : c.player_state || CAST_STATES[dev.state] || dev.state),
-      h("span", { class: "mono", dataset: tid("cast-time") }, `${fmtClock(c.current_time)} / ${fmtClock(c.duration)}`),
+      clock,
       c.mode ? h("span", { class: "muted", dataset: tid("cast-mode") }, c.mode) : null),
     h("div", { class: "cast-controls" },
       control("play", "Play"),
@@ -2376,7 +2391,8 @@ function renderCastBar() {
       h("label", { class: "cast-volume" }, "Volume ", volume),
       close),
     dev.detail ? h("p", { class: lost ? "error" : "muted", role: lost ? "alert" : null, dataset: tid("cast-detail") }, dev.detail) : null,
-  );
+  ];
+  bar.replaceChildren(...parts.filter(Boolean));
   for (const b of bar.querySelectorAll(".cast-controls button:not(.cast-close), .cast-controls input")) b.disabled = lost || !dev.cast;
 }
 
@@ -2384,6 +2400,7 @@ async function castControl(id, action, value) {
   try {
     const dev = await api("POST", `/api/cast/${encodeURIComponent(id)}/${action}`, value === undefined ? {} : { value });
     cast.devices.set(dev.id, dev);
+    cast.seenAt.set(dev.id, performance.now());
   } catch (err) {
     const dev = cast.devices.get(id);
     if (dev) cast.devices.set(id, { ...dev, detail: err.message || String(err) });
