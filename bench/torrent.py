@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Torrent engine on loopback: ours vs aria2c, the same 200 MB multi-file torrent, the same seeder.
 
-  .venv/bin/python bench/torrent.py [--mb 200] [--rounds 1]
+  bench/torrent.sh [--mb 200] [--rounds 1]   (runs this file with the venv)
 
 Generates a multi-file torrent (v1-only: aria2 speaks no v2) with a loopback HTTP tracker that
 hands out the seeder's address (aria2c has no other way to be told a peer), then measures:

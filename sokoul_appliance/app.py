@@ -138,9 +138,16 @@ class Supervisor:
             self.settings,
             self.metrics.registry,
             self.storage,
-            # start_timeout: libtorrent's import alone takes tens of seconds under emulation
-            TorrentConfig(state_dir=config.state / "torrent", start_timeout=120.0),
+            # start_timeout: libtorrent's import alone takes tens of seconds under emulation;
+            # on the appliance the engine is sokoul-torrent.service (in the VPN namespace when
+            # a VPN is configured), on a simulated board the supervisor's child
+            TorrentConfig(
+                state_dir=config.state / "torrent",
+                start_timeout=120.0,
+                unit="sokoul-torrent.service",
+            ),
             sources=SourceRegistry(),  # "Play now" puts a downloading file here for /stream
+            units=SystemdClient(),
         )
         self.library = LibraryManager(self.host, self.store, self.bus, self.metrics.registry)
         self.stream = StreamService(

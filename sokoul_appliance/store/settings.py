@@ -104,6 +104,13 @@ def check_cleanup_days(value: Any) -> int:
     return int(value)
 
 
+def check_rate_limit(value: Any) -> int:
+    """Bytes per second, 0 = unlimited (torrent.download_limit / upload_limit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**10:
+        raise ValueError("a speed in bytes per second (a whole number, 0 for unlimited)")
+    return int(value)
+
+
 def check_json_object(value: Any) -> Any:
     if value is not None and not isinstance(value, dict):
         raise ValueError("an object or null")
@@ -178,6 +185,10 @@ KEYS: dict[str, Key] = {
     "content.tmdb_api_key": Key("", check_secret, secret=True),
     "content.torznab_urls": Key([], check_urls),
     "dlna.serve_lan": Key(False, check_bool),
+    # torrent engine speed limits, bytes/s, 0 = unlimited (applied live; the thermal
+    # governor's limit lowers them further while the board is hot)
+    "torrent.download_limit": Key(0, check_rate_limit),
+    "torrent.upload_limit": Key(0, check_rate_limit),
     # storage tiering rules (storage/tiering.py): keep this share of the media drive free by
     # moving items nobody used for cold_after_days to the cold tier; cleanup of watched media
     # after N days is off (0) unless the household turns it on
@@ -272,6 +283,10 @@ class Settings:
                 "torznab_urls": list(v["content.torznab_urls"]),
             },
             "dlna": {"serve_lan": v["dlna.serve_lan"]},
+            "torrent": {
+                "download_limit": v["torrent.download_limit"],
+                "upload_limit": v["torrent.upload_limit"],
+            },
             "storage": {
                 "free_watermark_percent": v["storage.free_watermark_percent"],
                 "cold_after_days": v["storage.cold_after_days"],
@@ -290,6 +305,8 @@ _PATCH_PATHS = {
     ("content", "tmdb_api_key"): "content.tmdb_api_key",
     ("content", "torznab_urls"): "content.torznab_urls",
     ("dlna", "serve_lan"): "dlna.serve_lan",
+    ("torrent", "download_limit"): "torrent.download_limit",
+    ("torrent", "upload_limit"): "torrent.upload_limit",
     ("storage", "free_watermark_percent"): "storage.free_watermark_percent",
     ("storage", "cold_after_days"): "storage.cold_after_days",
     ("storage", "cleanup_watched_days"): "storage.cleanup_watched_days",

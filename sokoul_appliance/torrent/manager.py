@@ -39,6 +39,7 @@ from sokoul_appliance.events import (
 from sokoul_appliance.host import Host, stop_process
 from sokoul_appliance.storage.placement import StorageUnavailable
 from sokoul_appliance.stream.source import SourceRegistry
+from sokoul_appliance.systemd.client import SystemdError
 from sokoul_appliance.torrent.client import (
     EngineClient,
     EngineError,
@@ -46,11 +47,14 @@ from sokoul_appliance.torrent.client import (
     status_stream,
 )
 from sokoul_appliance.torrent.source import TorrentSource
+from sokoul_appliance.torrent.unit import EngineUnits, dropin_text, write_dropin
 
 log = logging.getLogger("sokoul.torrent")
 
 MIN_LIMIT = 64 * 1024  # bytes/s: a throttled engine still trickles
 LIMIT_KEYS = ("torrent.download_limit", "torrent.upload_limit")
+TORRENT_STATES = ("queued", "checking", "metadata", "downloading", "finished", "seeding",
+                  "allocating", "error", "paused")  # fmt: skip
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -81,7 +85,13 @@ class TorrentConfig:
     active_seeds: int = 5
     seed_ratio: float = 0.0  # 0: seed without a ratio goal
     seed_hours: float = 0.0  # 0: seed without a time goal
-    netns: str | None = None  # run the engine with `ip netns exec NETNS` (appliance only)
+    netns: str | None = None  # always this network namespace (appliance only)
+    # the VPN's torrent namespace: the engine runs in it whenever a VPN is configured
+    # (setting vpn.wireguard_conf), in the default namespace otherwise (appliance only)
+    vpn_netns: str = "sokoul-torrent"
+    # appliance: run the engine as this systemd unit (None: a child process, as on a
+    # simulated board and in tests)
+    unit: str | None = None
     assumed_bitrate: int = 1_000_000  # bytes/s, for buffer seconds when a stream gave none
     resume_interval: float = 60.0
     start_timeout: float = 30.0
@@ -100,8 +110,12 @@ class TorrentManager:
         storage: DownloadsPlace,
         config: TorrentConfig,
         sources: SourceRegistry | None = None,
+        units: EngineUnits | None = None,
     ) -> None:
         self._host = host
+        self._units = units
+        self._engine_netns: str | None = None  # where the running engine was started
+        self._engine_lock = asyncio.Lock()
         # the streamer's registry: "Play now" adds a download's file to it (object id dl-…)
         self.sources = sources if sources is not None else SourceRegistry()
         self._playing: dict[tuple[str, int], str] = {}  # (torrent, file) -> object id
@@ -134,6 +148,12 @@ class TorrentManager:
         self._m_rate = Gauge(
             "sokoul_download_rate_bytes",
             "Current download rate of all torrents, bytes per second",
+            registry=registry,
+        )
+        self._m_torrents = Gauge(
+            "sokoul_download_torrents",
+            "Torrents in the engine by state (paused ones as 'paused')",
+            ["state"],
             registry=registry,
         )
         self._m_peers = Gauge(
@@ -202,13 +222,39 @@ class TorrentManager:
             "--listen-port", str(port), "--resume-interval", str(self.config.resume_interval),
             "--active-downloads", str(self.config.active_downloads),
             "--active-seeds", str(self.config.active_seeds),
-            "--exit-with-parent",  # no orphan engine when the supervisor dies (even kill -9)
         ]  # fmt: skip
-        if self.config.netns and not self.simulated:
-            argv = ["ip", "netns", "exec", self.config.netns, *argv]
+        if self.unit_mode:
+            return argv  # systemd's NetworkNamespacePath= (drop-in), no parent to follow
+        argv.append("--exit-with-parent")  # no orphan engine when the supervisor dies (kill -9)
+        if self._engine_netns:
+            argv = ["ip", "netns", "exec", self._engine_netns, *argv]
         return argv
 
+    @property
+    def unit_mode(self) -> bool:
+        """The engine is a systemd unit (appliance with a unit configured), not a child."""
+        return bool(self.config.unit) and self._units is not None and not self.simulated
+
+    def engine_netns(self) -> str | None:
+        """The network namespace the engine gets at its next start: the VPN's whenever a VPN
+        is configured (fails closed: its only way out is the tunnel), else the default one.
+        Never on a simulated board."""
+        if self.simulated:
+            return None
+        if self.config.netns:
+            return self.config.netns
+        try:
+            vpn = self._settings.get("vpn.wireguard_conf")
+        except KeyError:
+            vpn = None
+        return self.config.vpn_netns if vpn else None
+
     async def _spawn_engine(self) -> None:
+        # never two engines on one state dir: a start waits for a stop still saving resume data
+        async with self._engine_lock:
+            await self._spawn_engine_locked()
+
+    async def _spawn_engine_locked(self) -> None:
         try:
             downloads = self.downloads_path()
         except StorageUnavailable as e:
@@ -216,6 +262,10 @@ class TorrentManager:
             self._paused_by["storage"] = str(e)
             downloads = self.config.state_dir / "downloads-unavailable"
         self.socket_path.unlink(missing_ok=True)
+        self._engine_netns = self.engine_netns()
+        if self.unit_mode:
+            await self._start_unit(downloads)
+            return
         logfile = open(self.config.state_dir / "engine.log", "ab")  # noqa: SIM115 (child owns it)
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -238,7 +288,41 @@ class TorrentManager:
             await asyncio.sleep(0.1)
         log.info("torrent engine up (pid %d)", self._proc.pid)
 
+    async def _start_unit(self, downloads: Path) -> None:
+        """Appliance: the drop-in (command line, namespace), daemon-reload, restart the unit,
+        then wait for its socket."""
+        assert self._units is not None and self.config.unit is not None
+        text = dropin_text(self._argv(downloads), self._engine_netns)
+        await asyncio.to_thread(write_dropin, self._host, text)
+        try:
+            await self._units.reload()
+            await self._units.restart_unit(self.config.unit)
+        except (SystemdError, OSError, TimeoutError) as e:  # messages written for a person
+            raise EngineUnavailable(f"The torrent engine's unit did not start: {e}") from None
+        deadline = time.monotonic() + self.config.start_timeout
+        while not await asyncio.to_thread(_accepting, self.socket_path):
+            if time.monotonic() > deadline:
+                raise EngineUnavailable(
+                    f"The torrent engine ({self.config.unit}) did not open its socket; "
+                    f"see journalctl -u {self.config.unit}."
+                )
+            await asyncio.sleep(0.1)
+        log.info("torrent engine up (%s, namespace %s)", self.config.unit,
+                 self._engine_netns or "default")  # fmt: skip
+
     async def _stop_engine(self) -> None:
+        async with self._engine_lock:
+            await self._stop_engine_locked()
+
+    async def _stop_engine_locked(self) -> None:
+        if self.unit_mode:
+            self._ready.clear()
+            assert self._units is not None and self.config.unit is not None
+            try:
+                await self._units.stop_unit(self.config.unit)  # SIGTERM: resume data saved
+            except (SystemdError, OSError, TimeoutError) as e:
+                log.warning("stopping %s: %s", self.config.unit, e)
+            return
         proc, self._proc = self._proc, None
         self._ready.clear()
         if proc is None or proc.returncode is not None:
@@ -263,7 +347,9 @@ class TorrentManager:
                 log.error("torrent engine: %s", e)
             self._ready.clear()
             proc = self._proc
-            if proc is not None and proc.returncode is None:
+            if self.unit_mode and not self._stopping:
+                await self._stop_engine()  # restarted below with a fresh drop-in
+            elif proc is not None and proc.returncode is None:
                 # the stream broke but the process lives on: stop it before starting another
                 await self._stop_engine()
             elif proc is not None:
@@ -302,14 +388,23 @@ class TorrentManager:
         with self._bus.subscribe(*types) as sub:
             while True:
                 event = await sub.get()
-                if isinstance(event, SettingsChanged) and not any(
-                    k in LIMIT_KEYS for k in event.keys
-                ):
-                    continue
+                if isinstance(event, SettingsChanged):
+                    if "vpn.wireguard_conf" in event.keys and self._ready.is_set():
+                        await self._follow_vpn_setting()
+                    if not any(k in LIMIT_KEYS for k in event.keys):
+                        continue
                 self._note(event)
                 if self._ready.is_set():
                     with contextlib.suppress(EngineError):
                         await self._apply_all()
+
+    async def _follow_vpn_setting(self) -> None:
+        """A VPN set up or removed: the engine restarts in the namespace that now applies
+        (its torrents come back from their resume files)."""
+        if self.engine_netns() != self._engine_netns:
+            log.info("VPN setting changed: the torrent engine restarts in namespace %s",
+                     self.engine_netns() or "default")  # fmt: skip
+            await self._stop_engine()
 
     def _note(self, event: Any) -> None:
         if isinstance(event, TorrentLimitRequest):
@@ -427,6 +522,12 @@ class TorrentManager:
                     secs = s["buffered_bytes"] / max(1, self.config.assumed_bitrate)
                 buffers.append(float(secs))
         self._m_rate.set(rate)
+        states: dict[str, int] = dict.fromkeys(TORRENT_STATES, 0)
+        for t in self._torrents:
+            state = _row(t)["state"]
+            states[state] = states.get(state, 0) + 1
+        for state, n in states.items():
+            self._m_torrents.labels(state=state).set(n)
         self._m_peers.set(peers)
         self._m_ratio.set(up / down if down else 0.0)
         self._m_buffer.set(min(buffers) if buffers else 0.0)
@@ -501,17 +602,27 @@ class TorrentManager:
         if url is not None:
             args["url"] = url
         result = await self._call("add", reply_timeout=40.0, **args)
+        await self._refresh()
         return str(result["torrent"])
 
     async def pause(self, torrent: str) -> None:
         await self._call("pause", torrent=torrent)
+        await self._refresh()
 
     async def resume(self, torrent: str) -> None:
         await self._call("resume", torrent=torrent)
+        await self._refresh()
 
     async def remove(self, torrent: str, delete_files: bool = False) -> None:
         await self._call("remove", torrent=torrent, delete_files=delete_files)
         self._forget_streams(torrent)
+        await self._refresh()
+
+    async def _refresh(self) -> None:
+        """After an action, the snapshot shows its effect at once (not at the next status
+        tick): the page reloads right after it."""
+        with contextlib.suppress(EngineError):
+            self._torrents = list(await self._call("status"))
 
     async def play(self, torrent: str, file: int | None = None) -> dict[str, Any]:
         """Play now: open file ``file`` (default: the largest selected one) for streaming and

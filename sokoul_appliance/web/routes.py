@@ -198,6 +198,7 @@ ROUTES: tuple[Route, ...] = (
                     {"tmdb_api_key": STR, "torznab_urls": {"type": "array", "items": STR}}
                 ),
                 "dlna": _obj({"serve_lan": BOOL}),
+                "torrent": _obj({"download_limit": NUM, "upload_limit": NUM}),
                 "storage": _obj(
                     {
                         "free_watermark_percent": NUM,

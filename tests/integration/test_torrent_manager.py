@@ -21,6 +21,7 @@ from sokoul_appliance.events import (
     DownloadFinished,
     PauseHeavyWork,
     ResumeHeavyWork,
+    SettingsChanged,
     StorageDegraded,
     StorageRecovered,
     TorrentLimitRequest,
@@ -62,9 +63,14 @@ def work() -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-class NoSettings:
+class DictSettings:
+    """Settings as the store has them: a key the store does not know raises KeyError."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
     def get(self, key: str) -> Any:
-        raise KeyError(key)
+        return self.values[key]
 
 
 class StorageDouble:
@@ -87,8 +93,9 @@ class Rig:
         self.registry = CollectorRegistry()
         self.storage = StorageDouble()
         self.config = TorrentConfig(state_dir=tmp / "torrent", listen_port=free_port())
+        self.settings = DictSettings()
         self.manager = TorrentManager(
-            Host(tmp / "root"), self.bus, NoSettings(), self.registry, self.storage, self.config
+            Host(tmp / "root"), self.bus, self.settings, self.registry, self.storage, self.config
         )
 
     def metric(self, name: str) -> float:
@@ -137,6 +144,11 @@ async def test_download_through_the_manager(
         tid = await m.add(torrent=content.torrent)
         await m.engine_request("connect", torrent=tid, peer=f"127.0.0.1:{seeder.port}")
         await until(lambda: any(t["progress"] > 0 for t in m.snapshot()["torrents"]))
+        await until(lambda: rig.metric("sokoul_torrent_peers_connected") >= 1)
+        assert (
+            rig.metric("sokoul_download_rate_bytes") > 0
+            or m.snapshot()["torrents"][0]["progress"] == 1.0
+        )
         row = m.snapshot()["torrents"][0]
         assert row["id"] == tid and row["name"] == "Show" and row["size"] == sum(FILES.values())
         assert set(row) >= {"progress", "download_rate", "upload_rate", "peers", "eta", "state",
@@ -150,6 +162,11 @@ async def test_download_through_the_manager(
     await until(lambda: m.snapshot()["torrents"][0]["state"] == "seeding")
     assert m.snapshot()["torrents"][0]["playable"] is True
     assert rig.metric("sokoul_download_bytes_total") == sum(FILES.values())
+    await until(lambda: rig.registry.get_sample_value(
+        "sokoul_download_torrents", {"state": "seeding"}) == 1)  # fmt: skip
+    assert rig.registry.get_sample_value("sokoul_download_torrents", {"state": "paused"}) == 0
+    # the seeder uploaded to us, we uploaded nothing back: ratio 0 of what we downloaded
+    assert rig.metric("sokoul_torrent_seed_ratio") == 0.0
     # a stream read through the manager: the bytes of the file
     files = await m.files(tid)
     video = next(f for f in files if f["path"] == "Show/video.mkv")
@@ -193,6 +210,37 @@ async def test_thermal_storage_and_vpn_events_reach_the_engine(rig: Rig) -> None
     await until(lambda: session().get("listen_interfaces") == f"127.0.0.1:{port}")
     await until(lambda: _listening(port), 10)
     assert m.snapshot()["engine"]["listen_port"] == port
+
+
+async def test_limit_settings_apply_live_and_thermal_takes_the_lower(rig: Rig) -> None:
+    m = rig.manager
+
+    def session() -> dict[str, Any]:
+        return m.snapshot()["engine"]["session"]
+
+    rig.settings.values.update(
+        {"torrent.download_limit": 2 * MiB, "torrent.upload_limit": 300 * 1024}
+    )
+    rig.bus.publish(SettingsChanged(("torrent.download_limit", "torrent.upload_limit")))
+    await until(lambda: session().get("download_limit") == 2 * MiB)
+    assert session()["upload_limit"] == 300 * 1024
+    limits = m.snapshot()["limits"]
+    assert limits["configured"] == {"download": 2 * MiB, "upload": 300 * 1024}
+    assert limits["thermal"] is None
+    # hot: the thermal limit (1 % of 50 MiB/s = 512 KiB/s) is lower than the download limit
+    # but not than the upload limit: each direction gets the lower of the two
+    rig.bus.publish(TorrentLimitRequest(0.01, "TZB0 at 80.0 °C"))
+    await until(lambda: session().get("download_limit") == int(50 * MiB * 0.01))
+    assert session()["upload_limit"] == 300 * 1024
+    assert m.snapshot()["limits"]["thermal"] == int(50 * MiB * 0.01)
+    # a change while hot still composes
+    rig.settings.values["torrent.download_limit"] = 100 * 1024
+    rig.bus.publish(SettingsChanged(("torrent.download_limit",)))
+    await until(lambda: session().get("download_limit") == 100 * 1024)
+    rig.bus.publish(TorrentLimitRequest(1.0, ""))
+    rig.settings.values.update({"torrent.download_limit": 0, "torrent.upload_limit": 0})
+    rig.bus.publish(SettingsChanged(("torrent.upload_limit",)))
+    await until(lambda: session().get("download_limit") == 0 and session()["upload_limit"] == 0)
 
 
 async def test_engine_killed_is_restarted_with_its_torrents(rig: Rig, content: Content) -> None:

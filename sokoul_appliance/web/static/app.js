@@ -1365,8 +1365,32 @@ const PAGE_RENDERERS = {
           busy(submit, false);
         }
       });
+      // "Play now": the engine opens the file (header, footer, prebuffer first) and the
+      // streamer serves it at /stream/dl-… while it downloads; the <video> plays from there
+      const player = h("div", { class: "card wide", hidden: true, dataset: tid("download-player") });
+      const playNow = (t) => {
+        const b = h("button", { type: "button", class: "primary", dataset: { testid: "download-play", id: t.id } }, "Play now");
+        b.addEventListener("click", async () => {
+          busy(b, true);
+          try {
+            const res = await api("POST", `/api/downloads/${encodeURIComponent(t.id)}/play`, {});
+            const video = h("video", { controls: true, autoplay: true, muted: true, preload: "auto", src: res.stream, dataset: tid("download-video") });
+            const link = h("a", { href: res.stream, target: "_blank", rel: "noopener", dataset: tid("download-stream-link") }, "Open the stream in a new tab");
+            player.replaceChildren(h("h2", null, `Playing ${res.name}`), video, h("p", { class: "hint" }, "It plays while it downloads; a part that has not arrived yet makes the player wait. ", link));
+            player.hidden = false;
+            player.scrollIntoView({ block: "nearest" });
+          } catch (err) {
+            player.replaceChildren(h("p", { class: "error", role: "alert", dataset: tid("download-play-error") }, err.message || String(err)));
+            player.hidden = false;
+          } finally {
+            busy(b, false);
+          }
+        });
+        return b;
+      };
       return [
         stateLine(d),
+        player,
         form,
         table(
           `${list.length} download${list.length === 1 ? "" : "s"}`,
@@ -1384,7 +1408,7 @@ const PAGE_RENDERERS = {
                   h("td", null, rate(t.upload_rate)),
                   h("td", null, String(t.peers ?? "—")),
                   h("td", null, fmtBytes(t.size)),
-                  h("td", { class: "row-actions" }, t.paused ? act(t, "resume", "Resume") : act(t, "pause", "Pause"), act(t, "remove", "Remove", { delete_files: false })),
+                  h("td", { class: "row-actions" }, t.playable ? playNow(t) : null, t.paused ? act(t, "resume", "Resume") : act(t, "pause", "Pause"), act(t, "remove", "Remove", { delete_files: false })),
                 );
               })
             : [emptyRow(8, "No downloads. " + emptyReason(d))],
@@ -2181,7 +2205,43 @@ function settingsForms(s) {
   logout.addEventListener("click", doLogout);
   const sessionCard = h("div", { class: "card" }, h("h2", null, "Session"), h("p", null, `Logged in as ${(app.session && app.session.username) || "the administrator"}.`), h("div", { class: "actions" }, logout));
 
-  return h("div", { class: "settings-grid" }, general, keyForm, pwForm, sessionCard);
+  return h("div", { class: "settings-grid" }, general, speedLimitsForm(s), keyForm, pwForm, sessionCard);
+}
+
+/** Download and upload speed limits of the torrent engine (KiB/s here, bytes/s in the API). */
+function speedLimitsForm(s) {
+  const t = s.torrent || {};
+  const kib = (name, bytes) =>
+    h("input", { type: "number", name: `torrent.${name}`, value: String(Math.round((Number(bytes) || 0) / 1024)), step: "1", min: "0", inputmode: "numeric", dataset: { field: `torrent.${name}`, testid: `input-torrent-${name}` } });
+  const down = kib("download_limit", t.download_limit);
+  const up = kib("upload_limit", t.upload_limit);
+  const saved = h("p", { class: "saved", role: "status", dataset: tid("speed-saved") });
+  const save = h("button", { type: "submit", class: "primary", dataset: tid("speed-save") }, "Save limits");
+  const form = h(
+    "form",
+    { class: "card", novalidate: true, dataset: tid("speed-form") },
+    h("h2", null, "Download speed"),
+    h("p", { class: "hint" }, "In KiB/s; 0 means no limit. When the board runs hot it lowers the speed further by itself."),
+    h("div", { class: "row3" }, field("Download limit", down), field("Upload limit", up)),
+    h("div", { class: "actions" }, save, saved),
+  );
+  const errs = formErrors(form);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errs.clear();
+    saved.textContent = "";
+    const bytes = (el) => (el.value === "" ? null : Math.round(Number(el.value) * 1024));
+    busy(save, true);
+    try {
+      await api("PATCH", "/api/settings", { torrent: { download_limit: bytes(down), upload_limit: bytes(up) } });
+      saved.textContent = "Saved.";
+    } catch (err) {
+      if (err.status !== 401) errs.show(err);
+    } finally {
+      busy(save, false);
+    }
+  });
+  return form;
 }
 
 // ---------------------------------------------------------------- casting (Chromecast)
