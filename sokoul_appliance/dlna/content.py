@@ -24,6 +24,7 @@ from sokoul_appliance.library import Folder, LibraryItem, LibraryManager, Season
 from sokoul_appliance.library.model import ROOT_FOLDER
 from sokoul_appliance.stream import StreamService, dlna
 from sokoul_appliance.stream.profiles import PROFILES_DIR, ClientProfile
+from sokoul_appliance.stream.transcode import DIRECT
 
 ROOT = "0"
 MOVIES = "movies"
@@ -87,6 +88,7 @@ class ContentTree:
         self.library = library
         self.stream = stream
         self.options = dict(options or {})
+        self._choices: dict[tuple[object, ...], tuple[str, bool]] = {}
 
     # ---- objects ---------------------------------------------------------------------------
 
@@ -94,22 +96,23 @@ class ContentTree:
         self, item: LibraryItem, parent_id: str, client: Client, flt: didl.Filter
     ) -> didl.ItemView:
         profile = client.profile
-        _, choice = self.stream.choose(item, profile)
+        protocol_info, direct = self._choice(item, profile)
         media = item.media
         base = client.base_url
         resources = [
             didl.Res(
-                url=base + choice.path,
-                protocol_info=choice.protocol_info,
-                size=choice.size,
+                url=f"{base}/stream/{item.id}",
+                protocol_info=protocol_info,
+                size=item.size if direct else None,
                 duration=dlna.didl_duration(item.duration),
                 resolution=media.resolution if media else None,
-                bitrate=(media.bitrate // 8 if media and media.bitrate and choice.size else None),
+                bitrate=(media.bitrate // 8 if media and media.bitrate and direct else None),
                 channels=(media.audio[0].channels if media and media.audio else None),
             )
         ]
         caption = None
-        sub = self.stream.subtitle_path(item, profile)
+        has_subtitles = bool(item.sidecars or (media is not None and media.subtitles))
+        sub = self.stream.subtitle_path(item, profile) if has_subtitles else None
         if sub is not None:
             asked = client.caption_header or flt.asks("sec:CaptionInfoEx")
             if profile.caption_info_sec and (asked or flt.everything):
@@ -125,6 +128,21 @@ class ContentTree:
             resources=resources,
             caption=caption,
         )
+
+    def _choice(self, item: LibraryItem, profile: ClientProfile) -> tuple[str, bool]:
+        """(res@protocolInfo, direct play?) from the streamer's choice for this client. The
+        choice depends on the profile and the file's kind (container, extension, probed
+        streams), not on the item: remembered per kind, so a 100-item page asks the streamer
+        a few times instead of 100 (Browse latency; bench/dlna.sh)."""
+        key = (profile.name, item.container, item.rel_path.rpartition(".")[2].lower(), item.media)
+        hit = self._choices.get(key)
+        if hit is None:
+            _, choice = self.stream.choose(item, profile)
+            hit = (choice.protocol_info, choice.mode == DIRECT)
+            if len(self._choices) > 4096:
+                self._choices.clear()
+            self._choices[key] = hit
+        return hit
 
     @staticmethod
     def natural_parent(item: LibraryItem) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 DIDL_OPEN = (
     '<DIDL-Lite xmlns="urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/"'
@@ -26,12 +27,20 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def text(value: str) -> str:
-    value = _FORBIDDEN.sub("", value)
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if not value.isprintable():  # C-fast check; the regex only for the rare control character
+        value = _FORBIDDEN.sub("", value)
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    return value
 
 
 def attr(value: str) -> str:
-    return text(value).replace('"', "&quot;")
+    value = text(value)
+    return value.replace('"', "&quot;") if '"' in value else value
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,12 @@ class Filter:
 
     def res_attr(self, name: str) -> bool:
         return self.everything or f"res@{name}" in self.names or f"@{name}" in self.names
+
+    @cached_property
+    def res_attrs(self) -> frozenset[str]:
+        """The res attributes this Filter lets through (worked out once per request)."""
+        names = ("size", "duration", "resolution", "bitrate", "nrAudioChannels")
+        return frozenset(n for n in names if self.res_attr(n))
 
     @property
     def child_count(self) -> bool:
@@ -115,15 +130,18 @@ def container_xml(c: ContainerView, flt: Filter) -> str:
 def _res_xml(r: Res, flt: Filter) -> str:
     parts = [f'<res protocolInfo="{attr(r.protocol_info)}"']
     if not r.subtitle:
-        for name, value in (
-            ("size", r.size),
-            ("duration", r.duration),
-            ("resolution", r.resolution),
-            ("bitrate", r.bitrate),
-            ("nrAudioChannels", r.channels),
-        ):
-            if value is not None and flt.res_attr(name):
-                parts.append(f' {name}="{attr(str(value))}"')
+        wanted = flt.res_attrs
+        # numbers need no escaping; duration and resolution are our own digits and ':.x'
+        if r.size is not None and "size" in wanted:
+            parts.append(f' size="{r.size}"')
+        if r.duration is not None and "duration" in wanted:
+            parts.append(f' duration="{r.duration}"')
+        if r.resolution is not None and "resolution" in wanted:
+            parts.append(f' resolution="{r.resolution}"')
+        if r.bitrate is not None and "bitrate" in wanted:
+            parts.append(f' bitrate="{r.bitrate}"')
+        if r.channels is not None and "nrAudioChannels" in wanted:
+            parts.append(f' nrAudioChannels="{r.channels}"')
     parts.append(f">{text(r.url)}</res>")
     return "".join(parts)
 
