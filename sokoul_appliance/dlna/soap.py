@@ -101,6 +101,21 @@ def parse_envelope(data: bytes, soap_action: str) -> tuple[str, dict[str, str]]:
     return name, {_local(a.tag): a.text or "" for a in call}
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body (a read() returns what has arrived, not necessarily all of it), at most
+    MAX_BODY bytes."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise SoapFault(402, "Invalid Args: the request is too large")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise SoapFault(402, "Invalid Args: the request is too large")
+    return b"".join(chunks)
+
+
 class ControlHandler:
     """aiohttp handler for one service's control URL."""
 
@@ -118,9 +133,7 @@ class ControlHandler:
         client = self.client_for(request)
         action_label = "unknown"
         try:
-            data = await request.content.read(MAX_BODY + 1)
-            if len(data) > MAX_BODY:
-                raise SoapFault(402, "Invalid Args: the request is too large")
+            data = await _read_body(request)
             name, raw = parse_envelope(data, request.headers.get("SOAPACTION", ""))
             action = self.service.actions.get(name)
             if action is None:

@@ -493,3 +493,28 @@ async def test_dms_device_profile_browses(rig: Rig) -> None:
     assert [o.title for o in found.result] == ["Heat (1995)"]
     await dms.async_update()  # polls GetSystemUpdateID and the capabilities
     assert dms.system_update_id == rig.dlna.update_id
+
+
+async def test_body_in_pieces_and_oversized_body(rig: Rig) -> None:
+    """A Browse whose body arrives in several TCP writes is read whole; a body over 64 KiB
+    gets 402 without being read to the end."""
+    body = envelope(
+        "Browse",
+        {"ObjectID": "movies", "BrowseFlag": "BrowseDirectChildren", "Filter": "*",
+         "StartingIndex": 0, "RequestedCount": 2, "SortCriteria": ""},
+    ).encode()  # fmt: skip
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 40):
+            yield body[i : i + 40]
+            await asyncio.sleep(0.01)
+
+    headers = {"Content-Type": "text/xml", "SOAPACTION": f'"{CDS}#Browse"'}
+    url = f"{rig.base}/upnp/control/ContentDirectory"
+    async with rig.http.post(url, data=pieces(), headers=headers) as r:
+        text = await r.text()
+    assert r.status == 200 and "<NumberReturned>2</NumberReturned>" in text
+    huge = body.replace(b"<Filter>*</Filter>", b"<Filter>" + b"x," * 40000 + b"</Filter>")
+    async with rig.http.post(url, data=huge, headers=headers) as r:
+        text = await r.text()
+    assert r.status == 500 and "<errorCode>402</errorCode>" in text
