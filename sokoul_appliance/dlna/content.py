@@ -13,12 +13,15 @@ parent in BrowseMetadata and Search: 'movies', its season, or its folder).
 
 from __future__ import annotations
 
+import asyncio
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sokoul_appliance.dlna import didl
+from sokoul_appliance.dlna.artwork import Artwork, find_artwork
 from sokoul_appliance.dlna.search import Node, matches, parse_criteria
 from sokoul_appliance.library import Folder, LibraryItem, LibraryManager, Season, Show
 from sokoul_appliance.library.model import ROOT_FOLDER
@@ -31,6 +34,7 @@ MOVIES = "movies"
 SHOWS = "shows"
 RECENT = "recent"
 RECENT_LIMIT = 100
+ART_TTL = 300.0  # seconds a looked-up (or missing) poster is trusted before a new look
 PAGE_MAX = 1000  # the most objects one Browse returns (RequestedCount 0 = "as many as you can")
 TOP = ((MOVIES, "Movies"), (SHOWS, "Shows"), (RECENT, "Recently added"), (ROOT_FOLDER, "Folders"))
 
@@ -89,6 +93,32 @@ class ContentTree:
         self.stream = stream
         self.options = dict(options or {})
         self._choices: dict[tuple[object, ...], tuple[str, bool]] = {}
+        self._art: dict[str, tuple[float, Artwork | None]] = {}  # item id -> (until, art)
+
+    # ---- artwork ---------------------------------------------------------------------------
+
+    async def load_artwork(self, items: Sequence[LibraryItem]) -> None:
+        """Look for posters beside the items not looked at recently (one worker thread for
+        the whole page: a folder listing per item)."""
+        now = time.monotonic()
+        todo = [i for i in items if self._art.get(i.id, (0.0, None))[0] <= now]
+        if not todo:
+            return
+        host = self.library.host
+
+        def look() -> list[Artwork | None]:
+            return [find_artwork(host.path(i.appliance_path)) for i in todo]
+
+        found = await asyncio.to_thread(look)
+        if len(self._art) > 50_000:
+            self._art.clear()
+        until = time.monotonic() + ART_TTL
+        for item, art in zip(todo, found, strict=True):
+            self._art[item.id] = (until, art)
+
+    async def artwork(self, item: LibraryItem) -> Artwork | None:
+        await self.load_artwork([item])
+        return self._art[item.id][1]
 
     # ---- objects ---------------------------------------------------------------------------
 
@@ -120,12 +150,14 @@ class ContentTree:
             if asked or self.options.get(profile.name, DidlOptions()).subtitle_res:
                 mime = profile.mime_for(profile.subtitle_format, "text/srt")
                 resources.append(didl.Res(base + sub, f"http-get:*:{mime}:*", subtitle=True))
+        art = self._art.get(item.id, (0.0, None))[1]
         return didl.ItemView(
             id=item.id,
             parent_id=parent_id,
             title=item.display_title,
             date=f"{item.year:04d}-01-01" if item.year else None,
             resources=resources,
+            album_art=(f"{base}/art/{item.id}", art.profile) if art is not None else None,
             caption=caption,
         )
 
@@ -200,6 +232,8 @@ class ContentTree:
             item = await self.library.item(object_id)
             if item is None:
                 raise NoSuchObject(object_id)
+            if flt.wants("upnp:albumArtURI"):
+                await self.load_artwork([item])
             view = self.item_view(item, self.natural_parent(item), client, flt)
             return Page(didl.document([didl.item_xml(view, flt)]), 1, 1)
         c = await self._container(object_id)
@@ -246,6 +280,8 @@ class ContentTree:
                 total = n + n_items
             else:
                 raise NoSuchObject(object_id)
+        if items and flt.wants("upnp:albumArtURI"):
+            await self.load_artwork(items)
         parts = [didl.container_xml(c, flt) for c in containers]
         parts += [didl.item_xml(self.item_view(i, object_id, client, flt), flt) for i in items]
         return Page(didl.document(parts), len(parts), total)
@@ -294,6 +330,8 @@ class ContentTree:
             offset += len(page)
             if not page or offset >= n:
                 break
+        if hits and flt.wants("upnp:albumArtURI"):
+            await self.load_artwork(hits)
         parts = [
             didl.item_xml(self.item_view(i, self.natural_parent(i), client, flt), flt) for i in hits
         ]

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,7 @@ from sokoul_appliance.stream.service import client_identity
 log = logging.getLogger("sokoul.dlna")
 
 STATE_FILE = "dlna.json"
+ITEM_ID = re.compile(r"^it-[a-z0-9]{1,32}$")
 DEFAULT_HTTP_PORT = 8200
 
 
@@ -230,8 +232,19 @@ class DlnaManager:
             app.router.add_route(
                 "UNSUBSCRIBE", d.event_sub_url, _bound(unsubscribe_handler, service)
             )
+        app.router.add_get("/art/{object_id}", self._art)
         app.add_routes(self.stream.routes())
         return app
+
+    async def _art(self, request: web.Request) -> web.StreamResponse:
+        """A poster beside the item's file (upnp:albumArtURI); ids only, like /stream."""
+        assert self.tree is not None
+        object_id = request.match_info["object_id"]
+        item = await self.library.item(object_id) if ITEM_ID.match(object_id) else None
+        art = await self.tree.artwork(item) if item is not None else None
+        if art is None:
+            return web.Response(status=404, text="No artwork for this item.\n")
+        return web.FileResponse(art.path, headers={"Content-Type": art.mime})
 
     # ---- HTTP handlers ---------------------------------------------------------------------
 

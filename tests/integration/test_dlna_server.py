@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -48,7 +49,17 @@ NASTY_FILE = 'Amélie & <Nino> "Ré" (2001).mp4'
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     need_ffmpeg()
     d = tmp_path_factory.mktemp("dlna-samples")
-    return {"mp4": make_video(d / "a.mp4", seconds=2.0), "mkv": make_video(d / "b.mkv", 2.0)}
+    poster = d / "poster.jpg"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "color=c=red:s=120x90", "-frames:v", "1", str(poster)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return {
+        "mp4": make_video(d / "a.mp4", seconds=2.0),
+        "mkv": make_video(d / "b.mkv", 2.0),
+        "poster": poster,
+    }
 
 
 @dataclass
@@ -96,6 +107,7 @@ async def rig(tmp_path: Path, samples: dict[str, Path]) -> AsyncIterator[Rig]:
         shutil.copyfile(samples[kind], lib_dir / rel)
     (lib_dir / NASTY_DIR / NASTY_FILE.replace(".mp4", ".en.srt")).write_text(SRT)
     (lib_dir / "Movies/Heat (1995)/Heat (1995).en.srt").write_text(SRT)
+    shutil.copyfile(samples["poster"], lib_dir / "Movies/Inception (2010)/poster.jpg")
     store = Store(tmp_path / "state/sokoul.db")
     await store.start()
     registry = CollectorRegistry()
@@ -518,3 +530,27 @@ async def test_body_in_pieces_and_oversized_body(rig: Rig) -> None:
     async with rig.http.post(url, data=huge, headers=headers) as r:
         text = await r.text()
     assert r.status == 500 and "<errorCode>402</errorCode>" in text
+
+
+async def test_album_art_from_a_poster_beside_the_file(rig: Rig) -> None:
+    headers = {"User-Agent": SAMSUNG_UA}
+    movies, _, _ = await browse(rig, "movies", filter_="*", headers=headers)
+    inception = await _item(rig, "inception")
+    arts = {
+        el.attrib["id"]: el.find("upnp:albumArtURI", NS) for el in movies
+    }  # fmt: skip
+    art = arts.pop(inception.id)
+    assert art is not None and art.text == f"{rig.base}/art/{inception.id}"
+    assert art.attrib["{urn:schemas-dlna-org:metadata-1-0/}profileID"] == "JPEG_TN"  # 120x90
+    assert all(a is None for a in arts.values())  # no poster beside the others
+    async with rig.http.get(art.text) as r:
+        body = await r.read()
+        assert r.status == 200 and r.content_type == "image/jpeg"
+    poster = rig.lib_dir / "Movies/Inception (2010)/poster.jpg"
+    assert body == poster.read_bytes()
+    # asked for only the title: no artwork element
+    bare, _, _ = await browse(rig, inception.id, "BrowseMetadata", filter_="dc:title")
+    assert bare[0].find("upnp:albumArtURI", NS) is None
+    for bad in ("it-0000000000000000", "..%2F..%2Fetc%2Fpasswd", "sh-abc"):
+        async with rig.http.get(f"{rig.base}/art/{bad}") as r:
+            assert r.status == 404

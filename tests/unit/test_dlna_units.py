@@ -4,11 +4,14 @@ the SOAP envelope reader, the device description."""
 
 from __future__ import annotations
 
+import struct
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from sokoul_appliance.dlna import didl
+from sokoul_appliance.dlna.artwork import dlna_profile, find_artwork, image_size
 from sokoul_appliance.dlna.description import device_description
 from sokoul_appliance.dlna.search import (
     Everything,
@@ -217,3 +220,44 @@ def test_description_has_dlna_and_samsung_elements() -> None:
     assert (
         dev.findtext("d:deviceType", namespaces=ns) == "urn:schemas-upnp-org:device:MediaServer:1"
     )
+
+
+def _png(width: int, height: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + struct.pack(">II", width, height)
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9
+    sof = b"\xff\xc0" + struct.pack(">HBHH", 11, 8, height, width) + b"\x01\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof + b"\xff\xd9"
+
+
+def test_image_sizes_and_profiles() -> None:
+    assert image_size(_png(300, 450)) == ("png", 300, 450)
+    assert image_size(_jpeg(1000, 1500)) == ("jpeg", 1000, 1500)
+    assert image_size(b"GIF89a....") is None and image_size(b"\xff\xd8\x00") is None
+    assert dlna_profile("jpeg", 160, 120) == "JPEG_TN"
+    assert dlna_profile("jpeg", 640, 480) == "JPEG_SM"
+    assert dlna_profile("jpeg", 1024, 768) == "JPEG_MED"
+    assert dlna_profile("jpeg", 1000, 1500) == "JPEG_LRG"
+    assert dlna_profile("png", 300, 450) == "PNG_LRG"
+
+
+def test_find_artwork_by_name(tmp_path: Path) -> None:
+    video = tmp_path / "movie" / "Film (2001).mkv"
+    video.parent.mkdir()
+    video.write_bytes(b"")
+    assert find_artwork(video) is None
+    (video.parent / "FOLDER.JPG").write_bytes(_jpeg(100, 100))
+    (video.parent / "notes.txt").write_text("x")
+    art = find_artwork(video)
+    assert art is not None and art.path.name == "FOLDER.JPG" and art.profile == "JPEG_TN"
+    (video.parent / "Film (2001).png").write_bytes(_png(500, 750))  # the file's own wins
+    art = find_artwork(video)
+    assert art is not None and art.mime == "image/png" and art.profile == "PNG_LRG"
+    (video.parent / "Film (2001).png").unlink()
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(_jpeg(10, 10))
+    (video.parent / "FOLDER.JPG").unlink()
+    (video.parent / "poster.jpg").symlink_to(outside)  # a link out of the folder is ignored
+    assert find_artwork(video) is None
