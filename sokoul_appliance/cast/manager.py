@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from sokoul_appliance.bus import EventBus
+from sokoul_appliance.bus import EventBus, Subscription
 from sokoul_appliance.cast import compat
 from sokoul_appliance.cast.addressing import (
     Unreachable,
@@ -32,7 +32,12 @@ from sokoul_appliance.cast.addressing import (
 from sokoul_appliance.cast.connection import CastConnection, CastError, DeviceInfo, LoadRequest
 from sokoul_appliance.cast.discovery import CastDiscovery
 from sokoul_appliance.cast.metrics import CastMetrics
-from sokoul_appliance.events import CastDeviceChanged, CastDeviceRemoved
+from sokoul_appliance.events import (
+    CastDeviceChanged,
+    CastDeviceRemoved,
+    ManagerStateChanged,
+    SettingsChanged,
+)
 from sokoul_appliance.host import Host
 from sokoul_appliance.library.files import MIME_BY_EXTENSION
 from sokoul_appliance.library.manager import LibraryManager
@@ -90,6 +95,7 @@ class _Device:
     muted: bool = False
     present: bool = True
     updated: float = field(default_factory=time.time)
+    seq: int = 0  # bumped on every published change: the panel keeps the newest it has seen
 
     def to_json(self) -> dict[str, Any]:
         cast = None
@@ -116,6 +122,7 @@ class _Device:
             "state": self.state,
             "detail": self.detail,
             "present": self.present,
+            "seq": self.seq,
             "volume": self.volume,
             "muted": self.muted,
             "cast": cast,
@@ -135,17 +142,25 @@ class CastManager:
         stream: StreamService,
         config: CastConfig,
         addresses: Callable[[], Sequence[str]] | None = None,
+        *,
+        live: bool | None = None,
+        discovery_factory: Callable[..., Any] = CastDiscovery,
     ) -> None:
         self.host = host
         self.bus = bus
         self.library = library
         self.stream = stream
         self.config = config
+        self.live = host.live if live is None else live
         self._live_addresses = addresses
+        self._discovery_factory = discovery_factory
         self.metrics = CastMetrics(registry)
         self._devices: dict[str, _Device] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._discovery: CastDiscovery | None = None
+        self._discovery: Any = None
+        self._searching: tuple[str, ...] = ()
+        self._watcher: asyncio.Task[None] | None = None
+        self._subscriptions = contextlib.ExitStack()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = ("starting", "Starting.")
         self._locks: dict[str, asyncio.Lock] = {}
@@ -155,23 +170,59 @@ class CastManager:
     def _addresses(self) -> tuple[str, ...]:
         if self.config.addresses is not None:
             return self.config.addresses
-        if not self.host.live or self._live_addresses is None:
+        if not self.live or self._live_addresses is None:
             return ()
         return tuple(self._live_addresses())
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="cast")
+        await self._follow_interfaces()
+        if self.config.addresses is None and self.live and self._live_addresses is not None:
+            # the streaming network (or the LAN setting) may change while running; subscribed
+            # here, before anything else runs, so that no change is missed
+            sub = self._subscriptions.enter_context(
+                self.bus.subscribe(SettingsChanged, ManagerStateChanged)
+            )
+            self._watcher = asyncio.create_task(self._watch_interfaces(sub), name="cast-interfaces")
+
+    async def _watch_interfaces(self, sub: Subscription) -> None:
+        while True:
+            event = await sub.get()
+            if isinstance(event, ManagerStateChanged) and event.name != "network":
+                continue
+            if isinstance(event, SettingsChanged) and not any(
+                k == "dlna.serve_lan" or k.startswith("network.") for k in event.keys
+            ):
+                continue
+            try:
+                await self._follow_interfaces()
+            except Exception:  # the watcher must outlive one failed restart
+                log.exception("restarting Chromecast discovery failed")
+
+    async def _follow_interfaces(self) -> None:
+        """Discovery on the addresses of now; restarted when they changed."""
         addresses = self._addresses()
+        unchanged = addresses == self._searching and self._state[0] != "starting"
+        if unchanged and (self._discovery is not None or not addresses):
+            return  # (a discovery that failed to start is tried again)
+        await self._stop_discovery()
+        self._searching = addresses
+        for uuid in [u for u, d in self._devices.items() if d.conn is None]:
+            del self._devices[uuid]  # found on the old interfaces; found again if still there
+            self.bus.publish(CastDeviceRemoved(uuid))
+        self.metrics.devices.set(sum(1 for d in self._devices.values() if d.present))
         if not addresses:
             why = (
                 "Chromecast discovery is off on a simulated board (no mDNS from this machine)."
-                if not self.host.live
+                if not self.live
                 else "No streaming network is configured yet: Chromecasts are looked for there."
             )
             self._state = ("not_configured", why)
             return
-        discovery = CastDiscovery(addresses, self._found_threadsafe, self._removed_threadsafe)
+        discovery = self._discovery_factory(
+            addresses, self._found_threadsafe, self._removed_threadsafe
+        )
         try:
             await self._call(discovery.start, timeout=15.0)
         except (OSError, TimeoutError, ValueError) as e:
@@ -181,23 +232,35 @@ class CastManager:
                 f"Chromecast discovery could not start on {', '.join(addresses)}: {e}",
             )
             log.error("%s", self._state[1])
+            with contextlib.suppress(OSError, TimeoutError):
+                await self._call(discovery.stop, timeout=10.0)
             return
         self._discovery = discovery
         self._state = ("ok", f"Looking for Chromecasts on {', '.join(addresses)}.")
 
+    async def _stop_discovery(self) -> None:
+        if self._discovery is None:
+            return
+        discovery, self._discovery = self._discovery, None
+        try:
+            await self._call(discovery.stop, timeout=10.0)
+        except TimeoutError:
+            log.warning("Chromecast discovery took more than 10 s to stop; left behind")
+
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        self._subscriptions.close()
         devices = list(self._devices.values())
         for dev in devices:
             if dev.conn is not None:
                 conn, dev.conn = dev.conn, None
                 with contextlib.suppress(TimeoutError):
                     await self._call(conn.close, timeout=self.config.connect_timeout + 2)
-        if self._discovery is not None:
-            discovery, self._discovery = self._discovery, None
-            try:
-                await self._call(discovery.stop, timeout=10.0)
-            except TimeoutError:
-                log.warning("Chromecast discovery took more than 10 s to stop; left behind")
+        await self._stop_discovery()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -234,6 +297,7 @@ class CastManager:
 
     def _publish(self, dev: _Device) -> None:
         dev.updated = time.time()
+        dev.seq += 1
         self.bus.publish(CastDeviceChanged(dev.to_json()))
 
     # ---- discovery (reports come from zeroconf's threads) ----------------------------------

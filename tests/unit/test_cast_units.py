@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -23,11 +23,17 @@ from sokoul_appliance.cast.addressing import (
 from sokoul_appliance.cast.compat import moov_first
 from sokoul_appliance.cast.connection import DeviceInfo
 from sokoul_appliance.cast.manager import CastConfig, CastManager, CastRequestError, _Cast
-from sokoul_appliance.events import CastDeviceChanged, CastDeviceRemoved
+from sokoul_appliance.events import (
+    CastDeviceChanged,
+    CastDeviceRemoved,
+    ManagerStateChanged,
+    SettingsChanged,
+)
 from sokoul_appliance.host import Host
 from sokoul_appliance.library.probe import AudioStream, MediaInfo
 from sokoul_appliance.network.roles import NetworkConfig, Port
 from sokoul_appliance.stream.profiles import choose_profile, load_profiles
+from sokoul_appliance.stream.source import SourceRegistry
 from sokoul_appliance.stream.transcode import (
     DIRECT,
     REMUX,
@@ -271,3 +277,96 @@ async def test_a_cast_needs_a_known_device_and_item(manager: Any) -> None:
     with pytest.raises(CastRequestError) as e:
         await m.cast(INFO.uuid, "../etc/passwd")
     assert e.value.status == 404
+
+
+class FakeSource:
+    name = "Film.2024.mp4"
+    size = 10_000_000
+
+    async def read(self, offset: int, length: int, timeout: float) -> bytes:
+        return b"\0" * length
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.sources = SourceRegistry()
+
+
+async def test_a_download_being_streamed_is_cast_as_it_is(tmp_path: Path) -> None:
+    stream = FakeStream()
+    stream_id = stream.sources.add(FakeSource())
+    m = CastManager(
+        Host(tmp_path), EventBus(), CollectorRegistry(), None, stream,  # type: ignore[arg-type]
+        CastConfig(),
+    )  # fmt: skip
+    what, lang = await m._what_to_send(stream_id, subtitles=True)
+    assert (what.mode, what.url, what.content_type) == (
+        "growing",
+        f"/stream/{stream_id}",
+        "video/mp4",
+    )
+    assert what.title == "Film.2024.mp4" and what.subtitles is None and lang is None
+    with pytest.raises(CastRequestError) as e:
+        await m._what_to_send("dl-0123456789abcdef", subtitles=True)
+    assert e.value.status == 404 and "Play" in str(e.value)
+
+
+class FakeDiscovery:
+    made: ClassVar[list[FakeDiscovery]] = []
+
+    def __init__(self, addresses: tuple[str, ...], on_found: Any, on_removed: Any) -> None:
+        self.addresses = addresses
+        self.on_found = on_found
+        self.started = self.stopped = False
+        FakeDiscovery.made.append(self)
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_discovery_follows_the_streaming_network(tmp_path: Path) -> None:
+    """On a live host the interfaces come from the network roles and the LAN setting, and a
+    change restarts discovery on the new ones (a fake discovery: no socket in this test)."""
+    FakeDiscovery.made.clear()
+    now: list[str] = []
+    bus = EventBus()
+    m = CastManager(
+        Host(tmp_path), bus, CollectorRegistry(), None, None,  # type: ignore[arg-type]
+        CastConfig(), addresses=lambda: list(now), live=True,
+        discovery_factory=FakeDiscovery,
+    )  # fmt: skip
+    await m.start()
+    try:
+        assert m.status()[0] == "not_configured" and "No streaming network" in m.status()[1]
+        assert FakeDiscovery.made == []
+        now[:] = ["10.0.1.1"]
+        bus.publish(ManagerStateChanged("network", "ok", "streaming on eth1"))
+        for _ in range(50):
+            if FakeDiscovery.made:
+                break
+            await asyncio.sleep(0.02)
+        (first,) = FakeDiscovery.made
+        assert first.addresses == ("10.0.1.1",) and first.started
+        assert m.status() == ("ok", "Looking for Chromecasts on 10.0.1.1. 0 found.")
+        first.on_found(INFO)  # as from zeroconf's thread
+        await asyncio.sleep(0.05)
+        assert [d["name"] for d in m.snapshot()] == ["Den TV"]
+        bus.publish(SettingsChanged(("thermal.throttle_c",)))  # not about interfaces
+        bus.publish(ManagerStateChanged("storage", "ok", ""))
+        await asyncio.sleep(0.05)
+        assert len(FakeDiscovery.made) == 1
+        now[:] = ["10.0.1.1", "192.168.1.20"]  # the LAN too
+        bus.publish(SettingsChanged(("dlna.serve_lan",)))
+        for _ in range(50):
+            if len(FakeDiscovery.made) == 2:
+                break
+            await asyncio.sleep(0.02)
+        second = FakeDiscovery.made[1]
+        assert first.stopped and second.addresses == ("10.0.1.1", "192.168.1.20")
+        assert m.snapshot() == []  # found again on the new interfaces, if still there
+    finally:
+        await m.stop()
+    assert FakeDiscovery.made[-1].stopped

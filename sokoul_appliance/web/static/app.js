@@ -1408,7 +1408,7 @@ const PAGE_RENDERERS = {
                   h("td", null, rate(t.upload_rate)),
                   h("td", null, String(t.peers ?? "—")),
                   h("td", null, fmtBytes(t.size)),
-                  h("td", { class: "row-actions" }, t.playable ? playNow(t) : null, t.paused ? act(t, "resume", "Resume") : act(t, "pause", "Pause"), act(t, "remove", "Remove", { delete_files: false })),
+                  h("td", { class: "row-actions" }, t.playable ? playNow(t) : null, t.playable ? castDownloadButton(t) : null, t.paused ? act(t, "resume", "Resume") : act(t, "pause", "Pause"), act(t, "remove", "Remove", { delete_files: false })),
                 );
               })
             : [emptyRow(8, "No downloads. " + emptyReason(d))],
@@ -2251,6 +2251,15 @@ function speedLimitsForm(s) {
 
 const CAST_STATES = { available: "Available", connecting: "Connecting", casting: "Casting", reconnecting: "Reconnecting", lost: "Lost" };
 
+/** Keep the newest view of a device: an HTTP answer may arrive after a newer WebSocket event. */
+function castKeep(dev) {
+  const old = cast.devices.get(dev.id);
+  if (old && (old.seq ?? 0) > (dev.seq ?? 0)) return false;
+  cast.devices.set(dev.id, dev);
+  cast.seenAt.set(dev.id, performance.now());
+  return true;
+}
+
 const cast = {
   devices: new Map(), // id -> the last device object seen (GET /api/devices or an event)
   current: null, // the device the cast bar controls
@@ -2294,7 +2303,7 @@ function castDeviceRow(dev) {
 }
 
 function castDevicesTable(list, d) {
-  for (const dev of list) cast.devices.set(dev.id, dev);
+  for (const dev of list) castKeep(dev);
   return table(
     `Chromecasts (${list.length})`,
     ["Name", "Model", "Address", "Status", "Casting"],
@@ -2309,8 +2318,7 @@ function castLive(msg) {
   const tbody = document.querySelector("[data-testid=chromecasts-table] tbody");
   if (msg.data.name === "cast.device" && msg.data.device) {
     const dev = msg.data.device;
-    cast.devices.set(dev.id, dev);
-    cast.seenAt.set(dev.id, performance.now());
+    if (!castKeep(dev)) return;
     if (tbody) {
       const old = tbody.querySelector(`tr[data-testid=chromecast-row][data-id="${CSS.escape(dev.id)}"]`);
       if (old) old.replaceWith(castDeviceRow(dev));
@@ -2334,6 +2342,35 @@ function castButton(itemId, title) {
   const b = h("button", { type: "button", class: "cast-button", dataset: { testid: "library-cast", id: itemId }, "aria-label": `Cast ${title}` }, "Cast");
   b.addEventListener("click", () => openCastPicker(itemId, title));
   return b;
+}
+
+/** Downloads: "Play now" registers the file at /stream/dl-…; that id is what gets cast. */
+function castDownloadButton(t) {
+  const b = h("button", { type: "button", class: "cast-button", dataset: { testid: "download-cast", id: t.id }, "aria-label": `Cast ${t.name || "this download"}` }, "Cast");
+  b.addEventListener("click", async () => {
+    busy(b, true);
+    try {
+      const res = await api("POST", `/api/downloads/${encodeURIComponent(t.id)}/play`, {});
+      const streamId = String(res.stream || "").split("/").pop();
+      await openCastPicker(streamId, res.name || t.name || "download");
+    } catch (err) {
+      alertCastError(err);
+    } finally {
+      busy(b, false);
+    }
+  });
+  return b;
+}
+
+function alertCastError(err) {
+  const dev = cast.current ? cast.devices.get(cast.current) : null;
+  if (dev) {
+    cast.devices.set(dev.id, { ...dev, detail: err.message || String(err) });
+    renderCastBar();
+  } else {
+    const p = h("p", { class: "error", role: "alert", dataset: tid("cast-error") }, err.message || String(err));
+    main().prepend(p);
+  }
 }
 
 async function openCastPicker(itemId, title) {
@@ -2381,8 +2418,7 @@ async function openCastPicker(itemId, title) {
         error.hidden = true;
         try {
           const res = await api("POST", "/api/cast", { device: dev.id, item: itemId, subtitles: subs.checked });
-          cast.devices.set(res.id, res);
-          cast.seenAt.set(res.id, performance.now());
+          castKeep(res);
           cast.current = res.id;
           dialog.close();
           renderCastBar();
@@ -2402,65 +2438,89 @@ function renderCastBar() {
   const dev = cast.current ? cast.devices.get(cast.current) : null;
   if (!dev || !app.session || !app.session.authenticated) {
     if (bar) bar.remove();
+    clearInterval(cast.ticker);
     return;
   }
-  if (!bar) {
-    bar = h("section", { id: "cast-bar", class: "cast-bar", "aria-label": "Casting", dataset: tid("cast-bar") });
+  // built once per device, then updated in place: a status arriving while a button is being
+  // clicked must not swap the button under the pointer
+  if (!bar || bar.dataset.id !== dev.id) {
+    if (bar) bar.remove();
+    bar = buildCastBar(dev.id);
     document.body.append(bar);
   }
-  const c = dev.cast || {};
+  updateCastBar(bar, dev);
+}
+
+function buildCastBar(id) {
   const control = (action, label, value) => {
     const b = h("button", { type: "button", dataset: tid(`cast-${action}`) }, label);
-    b.addEventListener("click", () => castControl(dev.id, action, value === undefined ? undefined : value()));
+    b.addEventListener("click", () => castControl(id, action, value === undefined ? undefined : value()));
     return b;
   };
-  const seekInput = h("input", { type: "number", min: "0", step: "1", value: String(Math.floor(Number(c.current_time) || 0)), "aria-label": "Seek to (seconds)", dataset: tid("cast-seek-input") });
-  const volume = h("input", { type: "range", min: "0", max: "1", step: "0.05", value: String(dev.volume ?? 0.5), "aria-label": "Volume", dataset: tid("cast-volume") });
-  volume.addEventListener("change", () => castControl(dev.id, "volume", Number(volume.value)));
-  const lost = dev.state === "lost";
+  const seekInput = h("input", { type: "number", min: "0", step: "1", value: "0", "aria-label": "Seek to (seconds)", dataset: tid("cast-seek-input") });
+  const volume = h("input", { type: "range", min: "0", max: "1", step: "0.05", value: "0.5", "aria-label": "Volume", dataset: tid("cast-volume") });
+  volume.addEventListener("change", () => castControl(id, "volume", Number(volume.value)));
   const close = h("button", { type: "button", class: "cast-close", "aria-label": "Hide", dataset: tid("cast-close") }, "×");
   close.addEventListener("click", () => {
     cast.current = null;
     renderCastBar();
   });
+  const refs = {
+    name: h("strong", { dataset: tid("cast-device-name") }),
+    title: h("span", { class: "cast-title", dataset: tid("cast-title") }),
+    state: h("span", { class: "cast-state", dataset: tid("cast-state") }),
+    clock: h("span", { class: "mono", dataset: tid("cast-time") }),
+    mode: h("span", { class: "muted", dataset: tid("cast-mode") }),
+    detail: h("p", { dataset: tid("cast-detail"), hidden: true }),
+    seekInput,
+    volume,
+    controls: [control("play", "Play"), control("pause", "Pause"), control("stop", "Stop"), seekInput, control("seek", "Seek", () => Number(seekInput.value)), volume],
+  };
+  const bar = h(
+    "section",
+    { id: "cast-bar", class: "cast-bar", "aria-label": "Casting", dataset: { testid: "cast-bar", id } },
+    h("div", { class: "cast-info" }, refs.name, refs.title, refs.state, refs.clock, refs.mode),
+    h("div", { class: "cast-controls" }, refs.controls.slice(0, 5), h("label", { class: "cast-volume" }, "Volume ", volume), close),
+    refs.detail,
+  );
+  bar.refs = refs;
+  return bar;
+}
+
+function updateCastBar(bar, dev) {
+  const r = bar.refs;
+  const c = dev.cast || {};
+  const lost = dev.state === "lost";
   bar.dataset.state = dev.state || "";
+  r.name.textContent = dev.name || "";
+  r.title.textContent = c.title || "";
+  r.state.textContent = lost ? "LOST" : c.player_state || CAST_STATES[dev.state] || dev.state || "";
+  r.state.className = `cast-state state-${lost ? "error" : "ok"}`;
+  r.mode.textContent = c.mode || "";
+  r.detail.textContent = dev.detail || "";
+  r.detail.hidden = !dev.detail;
+  r.detail.className = lost ? "error" : "muted";
+  if (lost) r.detail.setAttribute("role", "alert");
+  else r.detail.removeAttribute("role");
+  if (document.activeElement !== r.seekInput) r.seekInput.value = String(Math.floor(Number(c.current_time) || 0));
+  if (document.activeElement !== r.volume && dev.volume !== null && dev.volume !== undefined) r.volume.value = String(dev.volume);
+  for (const el of r.controls) el.disabled = lost || !dev.cast;
   const seen = cast.seenAt.get(dev.id) || performance.now();
-  const clock = h("span", { class: "mono", dataset: tid("cast-time") });
   const tick = () => {
     // the receiver reports on changes only: count on locally while it plays
     const moving = dev.state === "casting" && c.player_state === "PLAYING" && c.current_time !== null && c.current_time !== undefined;
     const now = moving ? Math.min(Number(c.current_time) + (performance.now() - seen) / 1000, Number(c.duration) || Infinity) : c.current_time;
-    clock.textContent = `${fmtClock(now)} / ${fmtClock(c.duration)}`;
+    r.clock.textContent = `${fmtClock(now)} / ${fmtClock(c.duration)}`;
   };
   tick();
   clearInterval(cast.ticker);
-  cast.ticker = setInterval(() => (clock.isConnected ? tick() : clearInterval(cast.ticker)), 1000);
-  const parts = [
-    h("div", { class: "cast-info" },
-      h("strong", { dataset: tid("cast-device-name") }, dev.name),
-      h("span", { class: "cast-title", dataset: tid("cast-title") }, c.title || ""),
-      h("span", { class: `cast-state state-${lost ? "error" : "ok"}`, dataset: tid("cast-state") }, lost ? "LOST" : c.player_state || CAST_STATES[dev.state] || dev.state),
-      clock,
-      c.mode ? h("span", { class: "muted", dataset: tid("cast-mode") }, c.mode) : null),
-    h("div", { class: "cast-controls" },
-      control("play", "Play"),
-      control("pause", "Pause"),
-      control("stop", "Stop"),
-      seekInput,
-      control("seek", "Seek", () => Number(seekInput.value)),
-      h("label", { class: "cast-volume" }, "Volume ", volume),
-      close),
-    dev.detail ? h("p", { class: lost ? "error" : "muted", role: lost ? "alert" : null, dataset: tid("cast-detail") }, dev.detail) : null,
-  ];
-  bar.replaceChildren(...parts.filter(Boolean));
-  for (const b of bar.querySelectorAll(".cast-controls button:not(.cast-close), .cast-controls input")) b.disabled = lost || !dev.cast;
+  cast.ticker = setInterval(() => (r.clock.isConnected ? tick() : clearInterval(cast.ticker)), 1000);
 }
 
 async function castControl(id, action, value) {
   try {
     const dev = await api("POST", `/api/cast/${encodeURIComponent(id)}/${action}`, value === undefined ? {} : { value });
-    cast.devices.set(dev.id, dev);
-    cast.seenAt.set(dev.id, performance.now());
+    castKeep(dev);
   } catch (err) {
     const dev = cast.devices.get(id);
     if (dev) cast.devices.set(id, { ...dev, detail: err.message || String(err) });
