@@ -163,6 +163,7 @@ class CastManager:
         self._subscriptions = contextlib.ExitStack()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = ("starting", "Starting.")
+        self._reported = self._state
         self._locks: dict[str, asyncio.Lock] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -299,6 +300,10 @@ class CastManager:
         dev.updated = time.time()
         dev.seq += 1
         self.bus.publish(CastDeviceChanged(dev.to_json()))
+        state, detail = self.status()
+        if (state, detail) != self._reported:
+            self._reported = (state, detail)  # the Home page's card and health follow it
+            self.bus.publish(ManagerStateChanged(self.name, state, detail))
 
     # ---- discovery (reports come from zeroconf's threads) ----------------------------------
 

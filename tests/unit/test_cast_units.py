@@ -207,7 +207,10 @@ async def test_a_simulated_board_looks_for_nothing(manager: Any) -> None:
 async def test_device_life_and_a_lost_connection(manager: Any) -> None:
     m, registry = manager
     m._state = ("ok", "Looking for Chromecasts on 10.0.1.1.")
-    with m.bus.subscribe(CastDeviceChanged, CastDeviceRemoved) as sub:
+    with (
+        m.bus.subscribe(CastDeviceChanged, CastDeviceRemoved) as sub,
+        m.bus.subscribe(ManagerStateChanged) as states,
+    ):
         # a report from zeroconf's thread lands on the loop
         m._found_threadsafe(INFO)
         event = await asyncio.wait_for(sub.get(), 2)
@@ -238,6 +241,8 @@ async def test_device_life_and_a_lost_connection(manager: Any) -> None:
         assert lost["state"] == "lost" and "Den TV stopped answering" in lost["detail"]
         assert registry.get_sample_value("sokoul_cast_errors_total", {"kind": "lost"}) == 1
         assert m.status()[0] == "degraded"
+        seen = [states.queue.get_nowait() for _ in range(states.queue.qsize())]
+        assert seen[-1] == ManagerStateChanged("cast", *m.status())  # the Home page's card
         assert dev.conn is None and conn.closed
 
         # nothing waits on a lost device

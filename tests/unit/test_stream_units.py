@@ -102,7 +102,7 @@ def test_profiles_are_chosen_by_user_agent(identity: str, expected: str) -> None
 
 
 def test_profile_files_are_validated(tmp_path: Path) -> None:
-    assert {p.name for p in PROFILES} == {"generic", "samsung", "lg", "sony"}
+    assert {p.name for p in PROFILES} == {"generic", "samsung", "lg", "sony", "chromecast"}
     with pytest.raises(ProfileError, match="containers"):
         parse_profile({"name": "x", "direct_play": {"containers": "mp4"}}, "x.toml")
     with pytest.raises(ProfileError, match="generic"):
