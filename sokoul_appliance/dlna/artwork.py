@@ -60,22 +60,24 @@ def dlna_profile(kind: str, width: int, height: int) -> str:
 
 def find_artwork(video: Path) -> Artwork | None:
     """The first readable image beside ``video`` by the names above (case-insensitive); a
-    symlink leading out of the video's folder is ignored."""
+    symlink leading out of the video's folder is ignored. Costs one folder listing when there
+    is no image (no path resolution on that common path)."""
     folder = video.parent
     try:
-        names = {n.lower(): n for n in os.listdir(folder)}
+        names = {n.lower(): n for n in os.listdir(folder) if n.lower().endswith(EXTENSIONS)}
     except OSError:
+        return None
+    if not names:
         return None
     stem = video.stem.lower()
     wanted = [f"{stem}{e}" for e in EXTENSIONS] + [f"{stem}-poster{e}" for e in EXTENSIONS]
     wanted += [f"{n}{e}" for n in FOLDER_NAMES for e in EXTENSIONS]
-    real_folder = folder.resolve()
     for name in wanted:
         if name not in names:
             continue
         path = folder / names[name]
         try:
-            if path.resolve().parent != real_folder:
+            if path.resolve().parent != folder.resolve():
                 continue
             with path.open("rb") as f:
                 head = f.read(HEADER_BYTES)

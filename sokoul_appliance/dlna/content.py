@@ -14,6 +14,7 @@ parent in BrowseMetadata and Search: 'movies', its season, or its folder).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ MOVIES = "movies"
 SHOWS = "shows"
 RECENT = "recent"
 RECENT_LIMIT = 100
+ART_WAIT = 0.015  # the most a Browse page waits for its poster look-up
 ART_TTL = 300.0  # seconds a looked-up (or missing) poster is trusted before a new look
 PAGE_MAX = 1000  # the most objects one Browse returns (RequestedCount 0 = "as many as you can")
 TOP = ((MOVIES, "Movies"), (SHOWS, "Shows"), (RECENT, "Recently added"), (ROOT_FOLDER, "Folders"))
@@ -94,31 +96,68 @@ class ContentTree:
         self.options = dict(options or {})
         self._choices: dict[tuple[object, ...], tuple[str, bool]] = {}
         self._art: dict[str, tuple[float, Artwork | None]] = {}  # item id -> (until, art)
+        self._looking: set[str] = set()
+        self._lookups: set[asyncio.Future[list[Artwork | None]]] = set()
 
     # ---- artwork ---------------------------------------------------------------------------
 
-    async def load_artwork(self, items: Sequence[LibraryItem]) -> None:
-        """Look for posters beside the items not looked at recently (one worker thread for
-        the whole page: a folder listing per item)."""
+    async def load_artwork(
+        self, items: Sequence[LibraryItem], wait: float | None = ART_WAIT
+    ) -> None:
+        """Look for posters beside the items not looked at recently: one worker-thread pass
+        (a folder listing per item). A page waits at most ``wait`` seconds for it (a cold
+        directory cache costs ~0.5 ms a folder); what is not found in time appears on the
+        next Browse, the look-up goes on in the background. ``wait=None`` waits for it."""
         now = time.monotonic()
-        todo = [i for i in items if self._art.get(i.id, (0.0, None))[0] <= now]
-        if not todo:
+        todo = [
+            i for i in items
+            if i.id not in self._looking and self._art.get(i.id, (0.0, None))[0] <= now
+        ]  # fmt: skip
+        if todo:
+            root = self.library.host.root
+
+            def look() -> list[Artwork | None]:
+                # the scan's own relative paths under the host root (no '..': they come from
+                # the walk); find_artwork resolves only an image it is about to hand out
+                return [find_artwork(root / i.appliance_path.lstrip("/")) for i in todo]
+
+            task = asyncio.ensure_future(asyncio.to_thread(look))
+            ids = {i.id for i in todo}
+            self._looking |= ids
+
+            def store(done: asyncio.Future[list[Artwork | None]]) -> None:
+                self._looking -= ids
+                self._lookups.discard(done)
+                if done.cancelled() or done.exception() is not None:
+                    return
+                if len(self._art) > 50_000:
+                    self._art.clear()
+                until = time.monotonic() + ART_TTL
+                for item, art in zip(todo, done.result(), strict=True):
+                    self._art[item.id] = (until, art)
+
+            task.add_done_callback(store)
+            self._lookups.add(task)
+        pending = [t for t in self._lookups if not t.done()]
+        if not pending:
             return
-        host = self.library.host
-
-        def look() -> list[Artwork | None]:
-            return [find_artwork(host.path(i.appliance_path)) for i in todo]
-
-        found = await asyncio.to_thread(look)
-        if len(self._art) > 50_000:
-            self._art.clear()
-        until = time.monotonic() + ART_TTL
-        for item, art in zip(todo, found, strict=True):
-            self._art[item.id] = (until, art)
+        if wait is None:
+            await asyncio.gather(*(asyncio.shield(t) for t in pending))
+        else:
+            await asyncio.wait(pending, timeout=wait)  # a timeout cancels nothing
 
     async def artwork(self, item: LibraryItem) -> Artwork | None:
-        await self.load_artwork([item])
-        return self._art[item.id][1]
+        await self.load_artwork([item], wait=None)
+        return self._art.get(item.id, (0.0, None))[1]
+
+    async def close(self) -> None:
+        """Cancel the look-ups still running (the manager's stop)."""
+        for task in list(self._lookups):
+            task.cancel()
+        for task in list(self._lookups):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._lookups.clear()
 
     # ---- objects ---------------------------------------------------------------------------
 
@@ -233,7 +272,7 @@ class ContentTree:
             if item is None:
                 raise NoSuchObject(object_id)
             if flt.wants("upnp:albumArtURI"):
-                await self.load_artwork([item])
+                await self.load_artwork([item], wait=None)
             view = self.item_view(item, self.natural_parent(item), client, flt)
             return Page(didl.document([didl.item_xml(view, flt)]), 1, 1)
         c = await self._container(object_id)

@@ -219,6 +219,8 @@ class DlnaManager:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.tree is not None:
+            await self.tree.close()
         self._started = False
 
     def _app(self, services: list[UpnpServerService]) -> web.Application:

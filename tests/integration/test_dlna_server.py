@@ -534,8 +534,11 @@ async def test_body_in_pieces_and_oversized_body(rig: Rig) -> None:
 
 async def test_album_art_from_a_poster_beside_the_file(rig: Rig) -> None:
     headers = {"User-Agent": SAMSUNG_UA}
-    movies, _, _ = await browse(rig, "movies", filter_="*", headers=headers)
     inception = await _item(rig, "inception")
+    # BrowseMetadata waits for the look-up; a page waits at most 15 ms (then the next has it)
+    meta, _, _ = await browse(rig, inception.id, "BrowseMetadata", filter_="*", headers=headers)
+    assert meta[0].find("upnp:albumArtURI", NS) is not None
+    movies, _, _ = await browse(rig, "movies", filter_="*", headers=headers)
     arts = {
         el.attrib["id"]: el.find("upnp:albumArtURI", NS) for el in movies
     }  # fmt: skip
