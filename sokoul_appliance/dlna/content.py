@@ -241,6 +241,8 @@ class ContentTree:
                 RECENT, ROOT, "Recently added", min(RECENT_LIMIT, await self._count())
             )
         found = await lib.resolve(object_id)
+        if found is None and object_id == ROOT_FOLDER:  # an empty library has no folder rows
+            return didl.ContainerView(ROOT_FOLDER, ROOT, "Folders", 0)
         if isinstance(found, Show):
             return self._show_view(found)
         if isinstance(found, Season):
@@ -317,6 +319,8 @@ class ContentTree:
                     folder=found.id, sort="title", offset=max(0, start - n), limit=rest
                 )
                 total = n + n_items
+            elif object_id == ROOT_FOLDER:  # an empty library has no folder rows
+                total = 0
             else:
                 raise NoSuchObject(object_id)
         if items and flt.wants("upnp:albumArtURI"):
