@@ -114,6 +114,13 @@ class DownloadFinished:
     paths: tuple[str, ...]  # appliance paths of the downloaded files (or real paths when simulated)
 
 
+# torrent room: the downloads as the engine reported them this second (the API's rows, one
+# per torrent); the panel's Downloads page follows them over the WebSocket
+@dataclass(frozen=True)
+class DownloadsSampled:
+    torrents: tuple[dict[str, Any], ...]
+
+
 # library room (sokoul_appliance/library/): the library changed (a scan added, changed or
 # removed items); the DLNA ContentDirectory bumps SystemUpdateID to update_id
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import (
     DownloadFinished,
+    DownloadsSampled,
     PauseHeavyWork,
     ResumeHeavyWork,
     SettingsChanged,
@@ -367,6 +368,7 @@ class TorrentManager:
             kind = ev.get("event")
             if kind == "status":
                 self._torrents = list(ev.get("torrents", []))
+                self._bus.publish(DownloadsSampled(tuple(_row(t) for t in self._torrents)))
                 self._update_metrics()
                 await self._check_seeding_goals()
             elif kind == "finished":

@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 from sokoul_appliance.events import (
     CastDeviceChanged,
     CastDeviceRemoved,
+    DownloadsSampled,
     LogLine,
     ManagerStateChanged,
     SettingsChanged,
@@ -38,6 +39,8 @@ def _message(event: object) -> dict[str, Any] | None:
         return {"type": "event", "data": {"name": "cast.device", "device": event.device}}
     if isinstance(event, CastDeviceRemoved):
         return {"type": "event", "data": {"name": "cast.removed", "id": event.device_id}}
+    if isinstance(event, DownloadsSampled):
+        return {"type": "event", "data": {"name": "downloads", "torrents": list(event.torrents)}}
     if isinstance(event, ManagerStateChanged):
         return {
             "type": "event",
@@ -70,6 +73,7 @@ async def live_updates(
         SystemSampled,
         CastDeviceChanged,
         CastDeviceRemoved,
+        DownloadsSampled,
     )
     try:
         with ctx.bus.subscribe(*types) as sub, ctx.hardware.watch():

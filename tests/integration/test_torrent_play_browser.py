@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -191,17 +192,15 @@ def test_play_now_streams_a_downloading_file_into_the_video_element(
         tid(page, "download-add").click()
         expect(tid(page, "download-row")).to_have_count(1)
 
-        # "Play now" appears once the engine reports the file playable (page reloaded)
-        deadline = time.monotonic() + 60
-        while True:
-            rows = api_get(page, sup, "/api/downloads")["torrents"]
-            if rows and rows[0]["playable"]:
-                break
-            assert time.monotonic() < deadline, f"never playable: {rows}"
-            time.sleep(0.2)
+        # the page follows the engine live (no reload): progress and time left move, and
+        # "Play now" appears by itself once the engine reports the file playable
+        table = tid(page, "downloads-table")
+        expect(table).to_have_attribute("data-live-updates", re.compile(r"[1-9]\d*"))
+        expect(tid(page, "download-progress")).not_to_have_text(" 0 %", timeout=30_000)
+        expect(tid(page, "download-play")).to_be_visible(timeout=60_000)
         playable_s = time.monotonic() - t0
-        go_page(page, "home")
-        go_page(page, "downloads")
+        rows = api_get(page, sup, "/api/downloads")["torrents"]
+        assert rows and rows[0]["playable"], rows
         tid(page, "download-play").click()
         video = tid(page, "download-video")
         expect(video).to_be_visible()
@@ -226,6 +225,12 @@ def test_play_now_streams_a_downloading_file_into_the_video_element(
         assert hashlib.sha256(tail.body()).digest() == hashlib.sha256(film.data[-MiB:]).digest()
         progress = api_get(page, sup, "/api/downloads")["torrents"][0]["progress"]
         assert progress < 1.0, "the download finished before the stream was checked"
+        # pause shows Resume (the row says paused), resume shows Pause again
+        tid(page, "download-pause").click()
+        expect(tid(page, "download-resume")).to_be_visible()
+        expect(tid(page, "download-state")).to_have_text("Paused")
+        tid(page, "download-resume").click()
+        expect(tid(page, "download-pause")).to_be_visible()
         shot(page, "panel-downloads-play-now")
         print(
             f"playable after {playable_s:.2f} s, browser's first 206 after {first_206_s:.2f} s, "

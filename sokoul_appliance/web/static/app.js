@@ -1237,6 +1237,73 @@ async function loadPage(seq, title, path, build) {
   section.dataset.loaded = "true";
 }
 
+function fmtEta(sec) {
+  if (sec === null || sec === undefined) return "—";
+  if (sec <= 0) return "done";
+  return fmtUptime(sec < 60 ? 60 : sec);
+}
+
+/** The downloads table; it follows the engine's samples (WebSocket, every second): cells are
+ * updated in place, and the rows are rebuilt only when a download appears, goes, pauses,
+ * resumes or becomes playable (so a button is never replaced under the pointer needlessly). */
+function downloadsTable(list, d, ui) {
+  const rate = (b) => (b ? `${fmtBytes(b)}/s` : "—");
+  const paused = (t) => t.state === "paused" || t.paused === true;
+  const cells = (t) => {
+    const pct = t.progress === undefined || t.progress === null ? null : Number(t.progress) * 100;
+    return {
+      progress: pct === null ? "—" : [h("meter", { min: "0", max: "100", value: String(pct) }), ` ${pct.toFixed(pct < 10 && pct > 0 ? 1 : 0)} %`],
+      state: t.error ? `Error: ${t.error}` : humanKey(t.state || "—"),
+      down: rate(t.download_rate),
+      up: rate(t.upload_rate),
+      peers: String(t.peers ?? "—"),
+      eta: fmtEta(t.eta),
+      size: fmtBytes(t.size),
+    };
+  };
+  const keys = ["progress", "state", "down", "up", "peers", "eta", "size"];
+  const row = (t) => {
+    const c = cells(t);
+    return h(
+      "tr",
+      { dataset: { testid: "download-row", id: t.id } },
+      h("th", { scope: "row" }, t.name || "—"),
+      keys.map((k) => h("td", { dataset: { cell: k, testid: `download-${k}` } }, c[k])),
+      h("td", { class: "row-actions" }, t.playable ? ui.playNow(t) : null, t.playable ? castDownloadButton(t) : null, paused(t) ? ui.act(t, "resume", "Resume") : ui.act(t, "pause", "Pause"), ui.act(t, "remove", "Remove", { delete_files: false })),
+    );
+  };
+  const shape = (ts) => ts.map((t) => `${t.id}:${paused(t)}:${!!t.playable}:${t.name}`).join("|");
+  const rows = (ts) => (ts.length ? ts.map(row) : [emptyRow(9, "No downloads. " + emptyReason(d))]);
+  const caption = (n) => `${n} download${n === 1 ? "" : "s"}`;
+  const wrap = table(caption(list.length), ["Name", "Progress", "State", "Down", "Up", "Peers", "Time left", "Size", ""], rows(list), "downloads-table");
+  const tbody = wrap.querySelector("tbody");
+  const cap = wrap.querySelector("caption");
+  let current = shape(list);
+  onLive((msg) => {
+    if (msg.type !== "event" || !msg.data || msg.data.name !== "downloads" || !wrap.isConnected) return;
+    const ts = msg.data.torrents || [];
+    const next = shape(ts);
+    if (next !== current) {
+      tbody.replaceChildren(...rows(ts));
+      cap.textContent = caption(ts.length);
+      current = next;
+    } else {
+      for (const t of ts) {
+        const tr = tbody.querySelector(`tr[data-id="${CSS.escape(t.id)}"]`);
+        if (!tr) continue;
+        const c = cells(t);
+        for (const k of keys) {
+          const td = tr.querySelector(`td[data-cell="${k}"]`);
+          if (td) td.replaceChildren(...[c[k]].flat());
+        }
+      }
+    }
+    const el = wrap.querySelector("table");
+    el.dataset.liveUpdates = String(Number(el.dataset.liveUpdates || "0") + 1);
+  });
+  return wrap;
+}
+
 const PAGE_RENDERERS = {
   home(seq) {
     return loadPage(seq, "Home", "/api/overview", (ov) => {
@@ -1324,7 +1391,6 @@ const PAGE_RENDERERS = {
   downloads(seq) {
     return loadPage(seq, "Downloads", "/api/downloads", (d) => {
       const list = d.torrents || [];
-      const rate = (b) => (b ? `${fmtBytes(b)}/s` : "—");
       const act = (t, action, label, body) => {
         const b = h("button", { type: "button", dataset: { testid: `download-${action}`, id: t.id } }, label);
         b.addEventListener("click", async () => {
@@ -1392,28 +1458,7 @@ const PAGE_RENDERERS = {
         stateLine(d),
         player,
         form,
-        table(
-          `${list.length} download${list.length === 1 ? "" : "s"}`,
-          ["Name", "Progress", "State", "Down", "Up", "Peers", "Size", ""],
-          list.length
-            ? list.map((t) => {
-                const pct = t.progress === undefined || t.progress === null ? null : Number(t.progress) * 100;
-                return h(
-                  "tr",
-                  { dataset: { testid: "download-row", id: t.id } },
-                  h("th", { scope: "row" }, t.name || "—"),
-                  h("td", null, pct === null ? "—" : [h("meter", { min: "0", max: "100", value: String(pct) }), ` ${pct.toFixed(0)} %`]),
-                  h("td", null, t.error ? `Error: ${t.error}` : humanKey(t.state || "—")),
-                  h("td", null, rate(t.download_rate)),
-                  h("td", null, rate(t.upload_rate)),
-                  h("td", null, String(t.peers ?? "—")),
-                  h("td", null, fmtBytes(t.size)),
-                  h("td", { class: "row-actions" }, t.playable ? playNow(t) : null, t.playable ? castDownloadButton(t) : null, t.paused ? act(t, "resume", "Resume") : act(t, "pause", "Pause"), act(t, "remove", "Remove", { delete_files: false })),
-                );
-              })
-            : [emptyRow(8, "No downloads. " + emptyReason(d))],
-          "downloads-table",
-        ),
+        downloadsTable(list, d, { act, playNow }),
       ];
     });
   },
