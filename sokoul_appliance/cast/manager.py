@@ -43,7 +43,7 @@ from sokoul_appliance.library.files import MIME_BY_EXTENSION
 from sokoul_appliance.library.manager import LibraryManager
 from sokoul_appliance.stream.profiles import container_key
 from sokoul_appliance.stream.service import GROWING, STREAM_ID, StreamService
-from sokoul_appliance.stream.transcode import DIRECT
+from sokoul_appliance.stream.transcode import DIRECT, REMUX
 
 log = logging.getLogger("sokoul.cast")
 
@@ -439,9 +439,10 @@ class CastManager:
         container = container_key(item.container, item.file_name)
         plan, choice = self.stream.choose(item, profile)
         query = f"profile={PROFILE}"
-        if plan.mode == DIRECT:
+        if plan.mode in (DIRECT, REMUX):  # the video would go out as it is: can it decode it?
             path = await self.library.real_path(item)
-            extra = await compat.stream_query(self.host, path, container, item.video_codec)
+            kind = container if plan.mode == DIRECT else ""  # (a remux moves the moov anyway)
+            extra = await compat.stream_query(self.host, path, kind, item.video_codec)
             if extra:
                 plan, choice = self.stream.choose(
                     item, profile, force=True, reencode=extra == compat.REENCODE

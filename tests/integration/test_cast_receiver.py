@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from sokoul_appliance.cast.compat import moov_first
 from sokoul_appliance.passwords import hash_password
 from tests.cast_lab import CastBench, events_of, make_root, wait_for
 from tests.media_samples import SRT, make_video, need_ffmpeg
@@ -290,3 +291,55 @@ def test_a_device_that_disappears_mid_cast_is_reported(bench: tuple[CastBench, P
     b.lab.stop(b.supervisor)
     assert b.supervisor.returncode == 0, b.log_tail()
     assert time.monotonic() - t0 < 10
+
+
+def test_what_the_profile_cannot_say_is_checked_at_cast_time(
+    bench: tuple[CastBench, Path],
+) -> None:
+    """MP4 H.264/AAC that a Default Media Receiver still cannot take as it is: the index at the
+    end (remuxed: the video copied, fragmented MP4), and H.264 level 5.1 (in MKV, which would
+    be remuxed with the video copied: encoded again at 4.1 instead)."""
+    b, lib = bench
+    late = make_video(lib / "Movies/Late Index (2001)/Late.Index.2001.mp4", seconds=3.0)
+    high = lib / "Movies/High Level (2002)/High.Level.2002.mkv"
+    faststart(make_video(high.with_name("tmp.mp4"), seconds=3.0), high.with_name("tmp2.mp4"))
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+         "-i", str(high.with_name("tmp2.mp4")), "-c:a", "copy", "-c:v", "libx264",
+         "-preset", "ultrafast", "-level", "5.1", str(high)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    high.with_name("tmp2.mp4").unlink()
+    # the premises: ffmpeg writes the index last unless asked; the level is 5.1
+    assert moov_first(late) is False
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=level",
+         "-of", "csv=p=0", str(high)],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "51"
+    uid, report = b.start_double("Office TV")
+    b.start_supervisor()
+    api = Api(b.url)
+    api.login()
+    items = {i["title"]: i for i in library_items(api, 2)}
+    wait_for(lambda: api.chromecast(uid), 30, "the double to be discovered")
+
+    status, body = api.call("POST", "/api/cast", {"device": uid, "item": items["Late Index"]["id"]})
+    assert status == 200, body
+    assert body["cast"]["mode"] == "remux" and body["cast"]["url"].endswith("&transcode=1")
+    (first,) = wait_for(lambda: events_of(report, "fetched"), 60, "the remuxed stream")
+    streams = {s["type"]: s for s in first["probe"]["streams"]}
+    assert first["mode"] == "whole" and first["probe"]["format"].startswith("mov,mp4")
+    assert streams["video"]["codec"] == "h264" and streams["audio"]["codec"] == "aac"
+    data = Path(first["file"]).read_bytes()
+    assert b"moof" in data and data.index(b"moov") < data.index(b"mdat")
+
+    status, body = api.call("POST", "/api/cast", {"device": uid, "item": items["High Level"]["id"]})
+    assert status == 200, body
+    assert body["cast"]["mode"] == "transcode"
+    assert body["cast"]["url"].endswith("&transcode=video")
+    second = wait_for(lambda: (f := events_of(report, "fetched")) and len(f) == 2 and f[1],
+                      120, "the re-encoded stream")  # fmt: skip
+    video = next(s for s in second["probe"]["streams"] if s["type"] == "video")
+    assert video["codec"] == "h264" and video["level"] <= 41
