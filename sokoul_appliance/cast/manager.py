@@ -1,9 +1,10 @@
 """The cast room: finds Chromecasts on the chosen interfaces and plays library items (and
 downloads being streamed) on them through the stream room's URLs.
 
-Everything pychromecast does blocks or runs on its own threads: it runs here in a small
-executor owned by the manager, each call under ``asyncio.wait_for``; what its threads report
-comes back with ``loop.call_soon_threadsafe``. The state below lives on the event loop only.
+Everything pychromecast does blocks or runs on its own threads: each blocking call runs here on
+a daemon thread (cast/threads.py) under ``asyncio.wait_for``; what pychromecast's threads
+report comes back with ``loop.call_soon_threadsafe``. The state below lives on the event loop
+only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from sokoul_appliance.cast.addressing import (
 from sokoul_appliance.cast.connection import CastConnection, CastError, DeviceInfo, LoadRequest
 from sokoul_appliance.cast.discovery import CastDiscovery
 from sokoul_appliance.cast.metrics import CastMetrics
+from sokoul_appliance.cast.threads import DaemonThreads
 from sokoul_appliance.events import (
     CastDeviceChanged,
     CastDeviceRemoved,
@@ -156,7 +157,7 @@ class CastManager:
         self._discovery_factory = discovery_factory
         self.metrics = CastMetrics(registry)
         self._devices: dict[str, _Device] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonThreads | None = None
         self._discovery: Any = None
         self._searching: tuple[str, ...] = ()
         self._watcher: asyncio.Task[None] | None = None
@@ -177,7 +178,7 @@ class CastManager:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="cast")
+        self._pool = DaemonThreads("cast")
         await self._follow_interfaces()
         if self.config.addresses is None and self.live and self._live_addresses is not None:
             # the streaming network (or the LAN setting) may change while running; subscribed
@@ -263,7 +264,7 @@ class CastManager:
                     await self._call(conn.close, timeout=self.config.connect_timeout + 2)
         await self._stop_discovery()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=False)
             self._pool = None
         self._devices.clear()
         self.metrics.devices.set(0)

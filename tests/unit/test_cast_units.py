@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ from sokoul_appliance.cast.addressing import (
 from sokoul_appliance.cast.compat import moov_first
 from sokoul_appliance.cast.connection import DeviceInfo
 from sokoul_appliance.cast.manager import CastConfig, CastManager, CastRequestError, _Cast
+from sokoul_appliance.cast.threads import DaemonThreads
 from sokoul_appliance.events import (
     CastDeviceChanged,
     CastDeviceRemoved,
@@ -375,3 +377,28 @@ async def test_discovery_follows_the_streaming_network(tmp_path: Path) -> None:
     finally:
         await m.stop()
     assert FakeDiscovery.made[-1].stopped
+
+
+async def test_blocking_calls_run_on_daemon_threads() -> None:
+    pool = DaemonThreads("t")
+    loop = asyncio.get_running_loop()
+
+    def where() -> tuple[str, bool]:
+        t = threading.current_thread()
+        return t.name, t.daemon
+
+    assert await loop.run_in_executor(pool, where) == ("t-call", True)
+
+    def fail() -> None:
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await loop.run_in_executor(pool, fail)
+    stuck = threading.Event()
+    with pytest.raises(TimeoutError):  # the loop stops waiting; the thread cannot hold up exit
+        await asyncio.wait_for(loop.run_in_executor(pool, stuck.wait, 5.0), 0.1)
+    assert pool.running == 1
+    stuck.set()
+    pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit(where)
