@@ -336,9 +336,16 @@ class SystemdClient:
     ) -> list[Any]:
         bus = self._bus
         if bus is None or not bus.connected:
-            raise SystemdUnavailable(
-                f"Cannot {what}: not connected to systemd (the system D-Bus at {self.address})."
-            )
+            # first use, or the bus went away (dbus restarted): connect now; every room that
+            # holds a client (storage mounts, the torrent unit, the CPU slices) gets a working
+            # one without its own connect step. SystemdUnavailable says why when it cannot.
+            await self.connect()
+            bus = self._bus
+            if bus is None or not bus.connected:
+                raise SystemdUnavailable(
+                    f"Cannot {what}: not connected to systemd (the system D-Bus at "
+                    f"{self.address})."
+                )
         limit = timeout if timeout is not None else self.timeout
         message = Message(
             destination=destination,

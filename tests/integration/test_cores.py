@@ -17,7 +17,7 @@ from sokoul_appliance.bus import EventBus
 from sokoul_appliance.cores import BACKGROUND, HEAVY, INTERACTIVE, SLICES, CoreGovernor
 from sokoul_appliance.events import CpuPlacementRequest
 from sokoul_appliance.host import Host
-from sokoul_appliance.systemd import SystemdClient, SystemdError, mask_to_cpus
+from sokoul_appliance.systemd import SystemdClient, SystemdError, SystemdUnavailable, mask_to_cpus
 from tests.doubles.dbus_daemon import dbus_daemon_binary, private_bus
 from tests.doubles.systemd_dbus import Call, FakeUnit, SystemdDouble
 
@@ -255,6 +255,36 @@ async def test_refused_property_degrades_with_a_message(
         assert snap[BACKGROUND]["applied"] is True
     finally:
         await governor.stop()
+
+
+async def test_a_client_connects_on_first_use(
+    systemd: SystemdDouble, bus_address: str, tmp_path: Path
+) -> None:
+    """The rooms hold a SystemdClient without a connect step of their own (the torrent unit,
+    storage mounts): the first call connects; after the bus drops, the next call reconnects."""
+    systemd.add_unit("sokoul-torrent.service")
+    client = SystemdClient(bus_address, job_timeout=5)
+    assert not client.connected
+    try:
+        await client.reload()
+        done = await client.restart_unit("sokoul-torrent.service")
+        assert done.result == "done" and client.connected
+        await client.close()
+        assert not client.connected
+        assert (await client.stop_unit("sokoul-torrent.service")).result == "done"
+        methods = [c.method for c in systemd.calls]
+        assert [m for m in methods if m in ("Reload", "RestartUnit", "StopUnit")] == [
+            "Reload",
+            "RestartUnit",
+            "StopUnit",
+        ], methods
+    finally:
+        await client.close()
+    # no bus at all: the call says why, as connect() does
+    gone = SystemdClient(f"unix:path={tmp_path}/no-such-bus", timeout=2)
+    with pytest.raises(SystemdUnavailable) as e:
+        await gone.reload()
+    assert "system D-Bus is not reachable" in str(e.value)
 
 
 async def test_missing_system_bus_is_unavailable(tmp_path: Path) -> None:

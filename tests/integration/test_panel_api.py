@@ -238,7 +238,11 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
     status, overview = await c.call("GET", "/api/overview")
     assert status == 200 and overview["hostname"] == "sokoul-den"
     names = {s["name"]: s["state"] for s in overview["subsystems"]}
-    assert names["web"] == "ok" and names["store"] == "ok" and names["dlna"] == "unavailable"
+    assert names["web"] == "ok" and names["store"] == "ok"
+    # DLNA serves the (empty) library on loopback on a simulated board; casting has nothing
+    # to discover there (no streaming network), and says so
+    assert names["dlna"] == "ok"
+    assert names["cast"] in ("unavailable", "not_configured"), names
     # the simulated board has no media drive mounted: the library says so
     assert names["library"] == "degraded"
     # the torrent engine runs (under the state dir on a simulated board); bad input is refused
