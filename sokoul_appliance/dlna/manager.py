@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +133,9 @@ def source_protocols(stream: StreamService) -> str:
     return ",".join(f"http-get:*:{m}:*" for m in sorted(mimes))
 
 
+MAX_CLIENTS = 32  # TVs/players remembered for the Devices page (by address and User-Agent)
+
+
 class DlnaManager:
     name = "dlna"
     title = "DLNA server"
@@ -172,6 +177,8 @@ class DlnaManager:
         self._state: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._started = False
+        # the TVs and players that browsed the library (Devices page): newest last, bounded
+        self._clients: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -252,11 +259,34 @@ class DlnaManager:
 
     def client(self, request: web.Request) -> Client:
         profile = self.stream.profile_for(client_identity(request))
+        self._seen(request, profile.name, profile.title)
         host = request.host
         if not host or "/" in host:
             sock = request.transport.get_extra_info("sockname") if request.transport else None
             host = f"{sock[0]}:{sock[1]}" if sock else "127.0.0.1"
         return Client(profile, f"http://{host}", request.headers.get("getCaptionInfo.sec") == "1")
+
+    def _seen(self, request: web.Request, profile: str, title: str) -> None:
+        address = request.remote or "unknown"
+        agent = (request.headers.get("User-Agent") or "")[:160]
+        entry = self._clients.pop((address, agent), None) or {
+            "address": address,
+            "user_agent": agent,
+            "first_seen": time.time(),
+            "requests": 0,
+        }
+        if profile == "generic":  # name it by its product token: "VLC/3.0.18" -> "VLC"
+            token = agent.split(" ", 1)[0].split("/", 1)[0] if agent else ""
+            title = token or "DLNA client"
+        entry.update(name=title, profile=profile, last_seen=time.time())
+        entry["requests"] += 1
+        self._clients[(address, agent)] = entry
+        while len(self._clients) > MAX_CLIENTS:
+            self._clients.popitem(last=False)
+
+    def clients(self) -> list[dict[str, Any]]:
+        """The TVs and players that browsed the library lately, most recent first."""
+        return [dict(c) for c in reversed(self._clients.values())]
 
     async def _description(self, request: web.Request) -> web.Response:
         assert self.device is not None

@@ -449,6 +449,14 @@ class Api:
                 return list(urls())
         return []
 
+    def _dlna_clients(self) -> list[dict[str, Any]]:
+        """The TVs and players that browsed the library lately (the DLNA server's view)."""
+        for s in self.ctx.subsystems:
+            clients = getattr(s, "clients", None)
+            if s.name == "dlna" and callable(clients):
+                return list(clients())
+        return []
+
     async def devices(self, request: web.Request) -> web.Response:
         self.require_login(request)
         dlna_state, cast = self._subsystem("dlna"), self._subsystem("cast")
@@ -456,7 +464,13 @@ class Api:
         worst = dlna_state if dlna_state["state"] != "ok" else cast
         chromecasts = self.ctx.cast.snapshot() if self.ctx.cast is not None else []
         return web.json_response(
-            {"renderers": [], "chromecasts": chromecasts, "dlna": dlna, "cast": cast, **worst}
+            {
+                "renderers": self._dlna_clients(),
+                "chromecasts": chromecasts,
+                "dlna": dlna,
+                "cast": cast,
+                **worst,
+            }
         )
 
     def _cast_manager(self) -> CastManager:

@@ -378,6 +378,27 @@ async def test_lg_replay(rig: Rig) -> None:
     assert len(inception.findall("d:res", NS)) == 1  # no subtitles, no subtitle res
 
 
+async def test_the_tvs_that_browse_are_remembered(rig: Rig) -> None:
+    """The Devices page lists the TVs and players that browsed: named by their profile (or
+    the User-Agent's product for a generic client), most recent first, counted, bounded."""
+    await browse(rig, "movies", headers={"User-Agent": LG_UA})
+    await browse(rig, "movies", headers={"User-Agent": SAMSUNG_UA})
+    await browse(rig, "shows", headers={"User-Agent": SAMSUNG_UA})
+    await browse(rig, "0", headers={"User-Agent": "VLC/3.0.18 LibVLC/3.0.18"})
+    seen = rig.dlna.clients()
+    assert [(c["name"], c["profile"], c["requests"]) for c in seen] == [
+        ("VLC", "generic", 1),
+        ("Samsung TV", "samsung", 2),
+        ("LG TV (webOS)", "lg", 1),
+    ]
+    assert all(c["address"] == "127.0.0.1" for c in seen)
+    assert seen[1]["user_agent"] == SAMSUNG_UA and seen[1]["last_seen"] >= seen[1]["first_seen"]
+    for i in range(40):  # a noisy network cannot grow the list without bound
+        await browse(rig, "0", headers={"User-Agent": f"Player{i}/1.0"})
+    seen = rig.dlna.clients()
+    assert len(seen) == 32 and seen[0]["name"] == "Player39"
+
+
 async def test_search(rig: Rig) -> None:
     async def search(container: str, criteria: str, start: int = 0, count: int = 0) -> Answer:
         return await soap(

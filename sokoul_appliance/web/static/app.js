@@ -1467,8 +1467,6 @@ const PAGE_RENDERERS = {
     return loadPage(seq, "Devices", "/api/devices", (d) => {
       const r = d.renderers || [];
       const c = d.chromecasts || [];
-      const row = (x, kind) =>
-        h("tr", { dataset: tid(`${kind}-row`) }, h("td", null, x.name || x.friendly_name || "—"), h("td", null, x.model || x.model_name || "—"), h("td", { class: "mono" }, x.address || x.host || x.location || "—"));
       const sub = (title, x, name) =>
         x && x.state
           ? h("div", { class: "state-line", dataset: tid(`state-${name}`) }, h("strong", null, `${title}:`), stateBadge(x.state), h("span", { class: "state-detail" }, x.detail || ""))
@@ -1477,7 +1475,24 @@ const PAGE_RENDERERS = {
         stateLine(d),
         sub("DLNA server", d.dlna, "dlna"),
         sub("Casting", d.cast, "cast"),
-        table(`DLNA renderers (${r.length})`, ["Name", "Model", "Address"], r.length ? r.map((x) => row(x, "renderer")) : [emptyRow(3, "No renderers found. " + emptyReason(d))], "renderers-table"),
+        table(
+          `TVs and players using the library (${r.length})`,
+          ["Name", "Address", "Last seen", "Requests", "Client"],
+          r.length
+            ? r.map((x) =>
+                h(
+                  "tr",
+                  { dataset: tid("renderer-row") },
+                  h("th", { scope: "row" }, x.name || "—"),
+                  h("td", { class: "mono" }, x.address || "—"),
+                  h("td", null, x.last_seen ? new Date(x.last_seen * 1000).toLocaleString() : "—"),
+                  h("td", null, String(x.requests ?? "—")),
+                  h("td", { class: "mono small" }, x.user_agent || "—"),
+                ),
+              )
+            : [emptyRow(5, "No TV has browsed the library yet. On the TV, open its media or source list: the appliance shows up there by its host name.")],
+          "renderers-table",
+        ),
         castDevicesTable(c, d),
       ];
     });
