@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -507,3 +508,69 @@ async def test_queue_limit_keeps_one_downloading(
         assert st["paused"] is True and st["state"] != "queued"
     finally:
         await c.close()
+
+
+def _engine_argv(base: Path, name: str) -> list[str]:
+    return [
+        sys.executable, "-m", "sokoul_appliance.torrent.engine",
+        "--state", str(base / f"{name}-state"), "--socket", str(base / f"{name}.sock"),
+        "--downloads", str(base / f"{name}-dl"), "--listen-interface", "127.0.0.1",
+        "--listen-port", str(free_port()), "--exit-with-parent",
+    ]  # fmt: skip
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_engine_ends_with_its_parent(tmp_path: Path) -> None:
+    """--exit-with-parent: the engine ends when the supervisor dies by kill -9, and also when
+    the supervisor was already gone before the engine finished starting (a stop asked during
+    the start-up used to be lost, leaving an orphan engine)."""
+    # 1. a parent that lives until it is killed with SIGKILL
+    parent_code = (
+        "import subprocess, sys, time; "
+        f"p = subprocess.Popen({_engine_argv(tmp_path, 'a')!r}); "
+        "print(p.pid, flush=True); time.sleep(600)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    engine_pid = 0
+    try:
+        assert parent.stdout is not None
+        engine_pid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not _accepting(tmp_path / "a.sock"):
+            assert time.monotonic() < deadline, "engine did not open its socket"
+            time.sleep(0.05)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        assert _gone_within(engine_pid, 30), "the engine outlived its killed parent"
+    finally:
+        for pid in (parent.pid, engine_pid):
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    # 2. a parent that is gone before the engine has even imported libtorrent
+    script = shlex.join(_engine_argv(tmp_path, "b")) + " >/dev/null 2>&1 & echo $!"
+    out = subprocess.run(["sh", "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    orphan = int(out.stdout.strip())
+    try:
+        assert _gone_within(orphan, 60), "an engine started without its parent kept running"
+        assert not _accepting(tmp_path / "b.sock")
+    finally:
+        if _alive(orphan):
+            os.kill(orphan, signal.SIGKILL)

@@ -195,7 +195,9 @@ class Engine:
         self._changed = asyncio.Event()
         self._saved = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._stop = asyncio.Event()
+        # self._stop is kept from __init__: a stop asked before serve() (SIGTERM during the
+        # start-up, or the supervisor already gone when --exit-with-parent was checked) must
+        # end the engine, not be lost with a fresh Event (that left orphan engines running)
         loaded = self.load_resume()
         log.info("fast resume: %d torrent(s)", loaded)
         socket_path.unlink(missing_ok=True)
