@@ -79,6 +79,8 @@ def test_supervisor_under_a_notify_socket(tmp_path: Path) -> None:
             "STATUS=starting downloads",
             "STATUS=starting library",
             "STATUS=starting streaming",
+            "STATUS=starting DLNA server",
+            "STATUS=starting casting",
             "STATUS=starting web",
         ]
         deadline = time.monotonic() + 10
