@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
 import time
-from collections import deque
+from array import array
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -58,6 +60,12 @@ log = logging.getLogger("sokoul.library")
 DEFAULT_ROOTS = ("/srv/media/library", "/srv/cold/library")
 KINDS = (MOVIE, EPISODE, OTHER)
 FUZZY_CUTOFF = 80.0  # rapidfuzz WRatio: 'inceptoin' ~ 'Inception' scores 89
+_ORDERS = {
+    "title": "i.title COLLATE NOCASE, i.year, i.season, i.episode, i.rel_path",
+    "added": "i.added_at DESC, i.num DESC",
+    "episode": "i.season, i.episode, i.rel_path",
+}
+_LISTS_KEPT = 32  # page lists kept (filters x sorts); 20k items: 160 kB each
 _ITEM_SELECT = (
     "SELECT i.*, s.title AS show_title FROM library_items i "
     "LEFT JOIN library_shows s ON s.id = i.show_id"
@@ -71,8 +79,10 @@ class ScanResult:
     removed: int
     moved: int
     unchanged: int
-    probe_failures: int
-    seconds: float
+    probe_failures: int  # of the probe pass run by this scan (0 when it left probing running)
+    seconds: float  # to the end of the scan (with its probe pass when it waited for it)
+    browsable_seconds: float = 0.0  # to the commit that made the new items browsable
+    probed: int = 0  # files probed by this scan's probe pass
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -82,8 +92,18 @@ class ScanResult:
 class _Fresh:
     facts: FileFacts
     parsed: ParsedName
+
+
+@dataclass(frozen=True)
+class _Probed:
+    num: int
+    size: int
+    mtime_ns: int
     media: MediaInfo | None
     probe_error: str | None
+
+
+PROBE_BATCH = 64  # files probed between two commits (each one bumps the library update)
 
 
 def fts_query(text: str) -> str | None:
@@ -123,6 +143,10 @@ class LibraryManager:
         self._probe = probe
         self._probe_slots = asyncio.Semaphore(probe_concurrency)
         self._scan_lock = asyncio.Lock()
+        self._probe_lock = asyncio.Lock()
+        self._probe_wake = asyncio.Event()
+        self.probing = False
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._rescan = asyncio.Event()
         self.update_id = 0  # bumps on every change (DLNA SystemUpdateID)
@@ -131,6 +155,10 @@ class LibraryManager:
         self.last_error: str | None = None
         self.scanning = False
         self._counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._generation = 0  # bumps after every committed write to library_items
+        self._lists: OrderedDict[tuple[str, tuple[Any, ...], str], tuple[int, array[int]]] = (
+            OrderedDict()
+        )
         self._missing_roots: tuple[str, ...] = ()
         self.organize_problems: deque[dict[str, Any]] = deque(maxlen=20)
         self._watch = watch
@@ -144,10 +172,18 @@ class LibraryManager:
         if self._watch:
             self._watching = self._watcher.start()
         self._tasks.append(asyncio.create_task(self._scanner(), name="library-scanner"))
+        self._tasks.append(asyncio.create_task(self._prober(), name="library-prober"))
         self._tasks.append(asyncio.create_task(self._listen(), name="library-events"))
         self._rescan.set()  # first scan right away
 
     async def stop(self) -> None:
+        # a probe pass starts no new ffprobe now and ends after the (at most
+        # probe_concurrency) running ones: cancelling it would leave them behind
+        self._stopping = True
+        for _ in range(200):
+            if not self.probing:
+                break
+            await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -156,6 +192,7 @@ class LibraryManager:
         self._tasks.clear()
         self._watcher.close()
         self._watching = False
+        self._stopping = False
 
     def request_scan(self) -> None:
         self._rescan.set()
@@ -166,7 +203,7 @@ class LibraryManager:
                 await asyncio.wait_for(self._rescan.wait(), self.rescan_interval)
             self._rescan.clear()
             try:
-                await self.scan()
+                await self.scan(wait_probed=False)
             except Exception as e:  # a scan failure is reported, the next one tries again
                 log.exception("library scan failed")
                 self.last_error = f"The last library scan failed: {e}"
@@ -272,14 +309,32 @@ class LibraryManager:
             self._watcher.watch(folders_under(present))
         return found, tuple(missing)
 
-    async def scan(self) -> ScanResult:
-        """Bring the database in step with the library areas; returns what changed."""
+    async def scan(self, wait_probed: bool = True) -> ScanResult:
+        """Bring the database in step with the library areas; returns what changed.
+
+        Two phases: new and changed files are written (browsable) as soon as their names
+        are parsed and stat'ed, then ffprobe fills in their streams (``probe_pending``).
+        ``wait_probed``: run that probe pass here before returning; otherwise it is left to
+        the background prober (the supervisor's scans)."""
         async with self._scan_lock:
             self.scanning = True
             try:
-                return await self._scan()
+                result = await self._scan()
             finally:
                 self.scanning = False
+        if not wait_probed:
+            self._probe_wake.set()
+            return result
+        started = time.monotonic() - result.seconds
+        probed, failures = await self.probe_pending()
+        result = dataclasses.replace(
+            result,
+            probe_failures=failures,
+            probed=probed,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        self.last_scan = result
+        return result
 
     async def _scan(self) -> ScanResult:
         started = time.monotonic()
@@ -306,8 +361,7 @@ class LibraryManager:
                     renames[p] = hit
         gone = [r for r in gone if (r["inode"], r["size"]) in by_inode]
         parsed = await asyncio.to_thread(lambda: {p: guess(p) for p in fresh_paths})
-        fresh = await asyncio.gather(*(self._probe_one(found[p], parsed[p]) for p in fresh_paths))
-        failures = sum(1 for f in fresh if f.probe_error)
+        fresh = [_Fresh(found[p], parsed[p]) for p in fresh_paths]
         now = time.time()
         fresh_set = set(fresh_paths)
         updates = []
@@ -340,6 +394,7 @@ class LibraryManager:
                     )
                     touched += cur.rowcount
                 await self._rebuild_containers(db)
+            self._written()
         changed = sum(1 for p in fresh_paths if p in known)
         result = ScanResult(
             added=len(fresh_paths) - changed - len(renames),
@@ -347,8 +402,9 @@ class LibraryManager:
             removed=len(gone),
             moved=len(renames),
             unchanged=len(found) - len(fresh_paths),
-            probe_failures=failures,
+            probe_failures=0,
             seconds=round(time.monotonic() - started, 3),
+            browsable_seconds=round(time.monotonic() - started, 3),
         )
         if fresh_paths or gone or touched:
             self.update_id += 1
@@ -360,27 +416,101 @@ class LibraryManager:
                     result.removed,
                 )
             )
-        self.metrics.probe_failures.inc(failures)
         self.metrics.scan_seconds.observe(result.seconds)
         self.last_scan, self.last_scan_at, self.last_error = result, time.time(), None
         await self._refresh_counts()
         log.info("library scan: %s", result)
         return result
 
-    async def _probe_one(self, facts: FileFacts, parsed: ParsedName) -> _Fresh:
-        async with self._probe_slots:
+    async def _prober(self) -> None:
+        """The background probe pass: woken after every scan, probes what is pending."""
+        while True:
+            await self._probe_wake.wait()
+            self._probe_wake.clear()
             try:
-                real = await asyncio.to_thread(self.host.path, f"{facts.root}/{facts.rel_path}")
+                await self.probe_pending()
+            except Exception:  # reported; the next scan wakes it again
+                log.exception("library probe pass failed")
+
+    async def probe_pending(self) -> tuple[int, int]:
+        """ffprobe every available item not probed yet (``probe_concurrency`` at a time,
+        niced), in batches: each batch is one commit and one LibraryUpdated (DLNA's
+        SystemUpdateID moves as durations and codecs arrive). Returns (probed, failures).
+        A failure is stored as the item's probe_error (not retried until the file changes);
+        a file changed meanwhile keeps its row as the next scan writes it."""
+        probed = failures = after = 0  # after: the pass's place (rowid) in the pending rows
+        async with self._probe_lock:
+            self.probing = True
+            try:
+                while True:
+                    rows = await self.store.fetchall(
+                        "SELECT num, root, rel_path, size, mtime_ns FROM library_items "
+                        "WHERE media IS NULL AND probe_error IS NULL AND available = 1 "
+                        "AND num > ? ORDER BY num LIMIT ?",
+                        (after, PROBE_BATCH),
+                    )
+                    if not rows or self._stopping:
+                        break
+                    after = rows[-1]["num"]
+                    done = [
+                        d
+                        for d in await asyncio.gather(*(self._probe_one(r) for r in rows))
+                        if d is not None
+                    ]
+                    if not done:
+                        break
+                    async with self.store.transaction() as db:
+                        for d in done:
+                            m = d.media
+                            await db.execute(
+                                "UPDATE library_items SET duration = ?, container = ?, "
+                                "video_codec = ?, width = ?, height = ?, media = ?, "
+                                "probe_error = ? WHERE num = ? AND size = ? AND mtime_ns = ?",
+                                (
+                                    None if m is None else m.duration,
+                                    None if m is None else m.container,
+                                    None if m is None else m.video_codec,
+                                    None if m is None else m.width,
+                                    None if m is None else m.height,
+                                    None if m is None else m.to_json(),
+                                    d.probe_error,
+                                    d.num,
+                                    d.size,
+                                    d.mtime_ns,
+                                ),
+                            )
+                    # no _written(): a probe changes no column a page list filters or sorts
+                    # on, so the kept lists stay valid while a long first probe pass runs
+                    n_failed = sum(1 for d in done if d.probe_error)
+                    probed, failures = probed + len(done), failures + n_failed
+                    self.metrics.probe_failures.inc(n_failed)
+                    self.update_id += 1
+                    self.bus.publish(LibraryUpdated(self.update_id, 0, len(done), 0))
+            finally:
+                self.probing = False
+        if probed:
+            log.info("library probe pass: %d file(s), %d failure(s)", probed, failures)
+        return probed, failures
+
+    async def _probe_one(self, row: Any) -> _Probed | None:
+        """One file's probe; None when the manager is stopping (left pending)."""
+        num, size, mtime_ns = row["num"], row["size"], row["mtime_ns"]
+        name = PurePosixPath(row["rel_path"]).name
+        async with self._probe_slots:
+            if self._stopping:
+                return None
+            try:
+                real = await asyncio.to_thread(self.host.path, f"{row['root']}/{row['rel_path']}")
                 media = await self._probe(self.host, real)
             except ProbeError as e:
-                return _Fresh(facts, parsed, None, str(e))
-            except OSError as e:  # vanished meanwhile, unreadable: one file never stops a scan
-                log.warning("probing %s failed: %s", facts.rel_path, e)
-                return _Fresh(facts, parsed, None, f"{PurePosixPath(facts.rel_path).name}: {e}")
-        return _Fresh(facts, parsed, media, None)
+                return _Probed(num, size, mtime_ns, None, str(e))
+            except OSError as e:  # vanished meanwhile, unreadable: one file never stops a pass
+                log.warning("probing %s failed: %s", row["rel_path"], e)
+                return _Probed(num, size, mtime_ns, None, f"{name}: {e}")
+        return _Probed(num, size, mtime_ns, media, None)
 
     async def _write_item(self, db: Any, f: _Fresh, old: Any, now: float) -> None:
-        facts, p, media = f.facts, f.parsed, f.media
+        facts, p = f.facts, f.parsed
         show_id = None
         if p.kind == EPISODE:
             show_id = stable_id("sh", normalize_title(p.title))
@@ -405,14 +535,14 @@ class LibraryManager:
             facts.size,
             facts.mtime_ns,
             facts.inode,
-            None if media is None else media.duration,
-            None if media is None else media.container,
-            None if media is None else media.video_codec,
-            None if media is None else media.width,
-            None if media is None else media.height,
-            None if media is None else media.to_json(),
+            None,  # duration, container, video_codec, width, height, media, probe_error:
+            None,  # filled in by the probe pass that follows (probe_pending)
+            None,
+            None,
+            None,
+            None,
             json.dumps([s.to_dict() for s in facts.sidecars]),
-            f.probe_error,
+            None,
             now,
         )
         if old is None:
@@ -484,7 +614,9 @@ class LibraryManager:
         placed: list[Placed] = await asyncio.to_thread(
             organize, source, library, link, real_downloads
         )
-        await self.scan()
+        # running (the supervisor): the background prober probes the new files; the items are
+        # browsable now. Without it (tests, tools): probe them here.
+        await self.scan(wait_probed=not self._tasks)
         rels = [
             p.target.relative_to(library).as_posix()
             for p in placed
@@ -543,24 +675,46 @@ class LibraryManager:
             where.append("i.num IN (SELECT rowid FROM library_fts WHERE library_fts MATCH ?)")
             params.append(match)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        order = {
-            "title": "i.title COLLATE NOCASE, i.year, i.season, i.episode, i.rel_path",
-            "added": "i.added_at DESC, i.num DESC",
-            "episode": "i.season, i.episode, i.rel_path",
-        }.get(sort)
+        order = _ORDERS.get(sort)
         if order is None:
             raise ValueError(f"unknown sort {sort!r}")
-        total = int(
-            await self.store.scalar(f"SELECT COUNT(*) FROM library_items i{clause}", tuple(params))
-        )
-        # the page's rows are picked from the index alone, then read: a deep OFFSET skips index
-        # entries instead of whole joined rows (20k items: 30 ms -> a few ms per page)
+        nums = await self._ordered(clause, tuple(params), order)
+        offset, limit = max(0, offset), max(0, min(limit, 1000))
+        page = nums[offset : offset + limit]
+        if not page:
+            return len(nums), []
         rows = await self.store.fetchall(
-            f"{_ITEM_SELECT} WHERE i.num IN (SELECT i.num FROM library_items i{clause} "
-            f"ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}",
-            (*params, max(0, min(limit, 1000)), max(0, offset)),
+            f"{_ITEM_SELECT} WHERE i.num IN ({', '.join('?' * len(page))})", tuple(page)
         )
-        return total, [LibraryItem.from_row(r) for r in rows]
+        by_num = {r["num"]: r for r in rows}
+        # a row deleted since the list was read (a write racing this read) is left out
+        return len(nums), [LibraryItem.from_row(by_num[n]) for n in page if n in by_num]
+
+    async def _ordered(self, clause: str, params: tuple[Any, ...], order: str) -> array[int]:
+        """Every matching item's rowid in page order, read once per library generation and
+        kept (an LRU of a few lists, 8 bytes an item): the total is its length, a page is a
+        slice. A Browse page then costs one primary-key read of its 100 rows instead of a
+        COUNT over the whole result and an OFFSET walk of the index (bench/dlna.sh)."""
+        key = (clause, params, order)
+        generation = self._generation
+        hit = self._lists.get(key)
+        if hit is not None and hit[0] == generation:
+            self._lists.move_to_end(key)
+            return hit[1]
+        rows = await self.store.fetchall(
+            f"SELECT i.num FROM library_items i{clause} ORDER BY {order}", params
+        )
+        nums = array("q", (r[0] for r in rows))
+        self._lists[key] = (generation, nums)  # read under `generation`: stale once it moves
+        self._lists.move_to_end(key)
+        while len(self._lists) > _LISTS_KEPT:
+            self._lists.popitem(last=False)
+        return nums
+
+    def _written(self) -> None:
+        """After every committed write to library_items: the kept page lists are stale."""
+        self._generation += 1
+        self._lists.clear()
 
     async def search(self, query: str, limit: int = 50) -> list[LibraryItem]:
         """FTS5 prefix search; when it finds nothing, titles close to the words (typos:

@@ -151,7 +151,7 @@ async def test_scan_finds_parses_and_probes_the_library(tree: Path, store: Store
     snap = lib.snapshot()
     assert snap["counts"] == {"movie": 4, "episode": 3, "other": 0}
     assert snap["state"] == "ok"
-    assert snap["update_id"] == 1
+    assert snap["update_id"] == 2  # the items (browsable), then their probe facts
     samples = {
         s.labels["kind"]: s.value
         for m in lib.metrics.items.collect()
@@ -175,7 +175,7 @@ async def test_rescans_are_incremental_and_keep_ids(tree: Path, store: Store) ->
 
     again = await lib.scan()
     assert (again.added, again.changed, again.unchanged) == (0, 0, 7)
-    assert len(probes) == 7 and lib.update_id == 1
+    assert len(probes) == 7 and lib.update_id == 2
 
     lib_dir = tree / MEDIA.lstrip("/")
     old = lib_dir / "Shows/Severance/Season 01/Severance.S01E01.mkv"
@@ -196,7 +196,7 @@ async def test_rescans_are_incremental_and_keep_ids(tree: Path, store: Store) ->
     dark = "Movies/The Dark Knight (2008)/The.Dark.Knight.2008.1080p.mkv"
     assert after[dark] == before[dark]
     assert len(after) == 6
-    assert lib.update_id == 2
+    assert lib.update_id == 4  # the changes, then the probes of the renamed and changed files
 
     # the cold tier goes away: its items stay, unavailable; they come back with the same id
     cold = tree / COLD.lstrip("/")
@@ -439,6 +439,69 @@ async def test_inotify_notices_a_new_file_without_a_periodic_scan(
                 break
             await asyncio.sleep(0.05)
         (jaws,) = await lib.search("jaws")
-        assert (jaws.title, jaws.year, jaws.video_codec) == ("Jaws", 1975, "h264")
+        assert (jaws.title, jaws.year) == ("Jaws", 1975)
+        for _ in range(200):  # browsable first; the background prober fills in its streams
+            (jaws,) = await lib.search("jaws")
+            if jaws.video_codec is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert jaws.video_codec == "h264" and jaws.media is not None
     finally:
         await lib.stop()
+
+
+async def test_items_are_browsable_before_their_probe_and_filled_in_by_it(
+    tree: Path, store: Store
+) -> None:
+    """The supervisor's scans write the items first (names and stat) and leave ffprobe to the
+    probe pass: pages list them at once, unprobed; the pass fills them in and announces it."""
+    import asyncio
+
+    from sokoul_appliance.events import LibraryUpdated
+    from sokoul_appliance.library.probe import probe_file
+
+    probes: list[Path] = []
+
+    async def counting_probe(host: Host, path: Path):  # type: ignore[no-untyped-def]
+        probes.append(path)
+        return await probe_file(host, path)
+
+    bus = EventBus()
+    lib = LibraryManager(
+        Host(tree), store, bus, CollectorRegistry(), roots=(MEDIA, COLD), watch=False,
+        probe=counting_probe,
+    )  # fmt: skip
+    with bus.subscribe(LibraryUpdated) as updates:
+        result = await lib.scan(wait_probed=False)
+        assert probes == [] and result.added == 7 and result.probed == 0
+        first = await asyncio.wait_for(updates.get(), 5)
+        assert (first.update_id, first.added) == (1, 7)
+        total, before = await lib.items(kind="movie")
+        assert total == 4 and [m.title for m in before][2] == "Inception"
+        assert all(m.media is None and m.duration is None for m in before)
+        assert all(m.probe_error is None for m in before)  # pending, not failed
+
+        assert await lib.probe_pending() == (7, 1)
+        assert len(probes) == 7
+        second = await asyncio.wait_for(updates.get(), 5)
+        assert (second.update_id, second.added, second.changed) == (2, 0, 7)
+        total, after = await lib.items(kind="movie")  # the kept page list is not stale
+        assert total == 4 and [m.id for m in after] == [m.id for m in before]
+        inception = after[2]
+        assert inception.video_codec == "h264" and inception.duration is not None
+        assert after[0].probe_error is not None  # Broken: failed once, not retried
+        assert await lib.probe_pending() == (0, 0) and len(probes) == 7
+        assert lib.update_id == 2
+        with pytest.raises(TimeoutError):  # nothing probed: nothing announced
+            await asyncio.wait_for(updates.get(), 0.2)
+
+    # pages are slices of one ordered list: any window agrees with the whole
+    _, everything = await lib.items(limit=100)
+    for offset, limit in ((0, 3), (3, 3), (6, 3), (2, 4), (7, 5)):
+        total, page = await lib.items(offset=offset, limit=limit)
+        assert total == 7 and page == everything[offset : offset + limit]
+    # a new file is listed after the next scan (the kept list follows the library)
+    _place(tree / MEDIA.lstrip("/"), "Movies/Jaws (1975)/Jaws (1975).mkv", probes[0])
+    await lib.scan(wait_probed=False)
+    total, movies = await lib.items(kind="movie")
+    assert total == 5 and "Jaws" in [m.title for m in movies]
