@@ -179,7 +179,7 @@ class LibraryItem:
             width=row["width"],
             height=row["height"],
             media=MediaInfo.from_json(media) if media else None,
-            sidecars=tuple(json.loads(row["sidecars"])),
+            sidecars=() if (sc := row["sidecars"]) == "[]" else tuple(json.loads(sc)),
             probe_error=row["probe_error"],
             available=bool(row["available"]),
             added_at=row["added_at"],
