@@ -77,25 +77,6 @@ def private_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"sokoul-torrent-{prefix}-"))
 
 
-@pytest.fixture(scope="module")
-def content() -> Iterator[Content]:
-    d = private_dir("seed")
-    try:
-        yield Content(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    d = private_dir("work")
-    try:
-        yield d
-    finally:
-        if not os.environ.get("SOKOUL_TEST_KEEP"):
-            shutil.rmtree(d, ignore_errors=True)
-
-
 class EngineProc:
     """One engine process (ours), started and killed by PID."""
 

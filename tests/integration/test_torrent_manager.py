@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +35,12 @@ from tests.integration.test_torrent_engine import (
     Content,
     EngineProc,
     free_port,
-    private_dir,
     sha256,
     start_lt_seeder,
 )
 
 pytest.importorskip("libtorrent")
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def content() -> Iterator[Content]:
-    d = private_dir("seed")
-    try:
-        yield Content(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    d = private_dir("work")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 class DictSettings:

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -95,15 +94,6 @@ class Film:
         torrent = lt_session.make_torrent(str(root / "Film"), PIECE, True, (tracker,))
         self.torrent_file = root / "film.torrent"
         self.torrent_file.write_bytes(torrent)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="sokoul-torrent-play-"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from tests.integration.test_torrent_engine import (
     Aria2Seeder,
     Content,
     free_port,
-    private_dir,
 )
 
 pytest.importorskip("libtorrent")
@@ -41,24 +40,6 @@ pytestmark = [
 ]
 MiB = 1024 * 1024
 VIDEO = "Show/video.mkv"
-
-
-@pytest.fixture(scope="module")
-def content() -> Iterator[Content]:
-    d = private_dir("seed")
-    try:
-        yield Content(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    d = private_dir("work")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 class NoSettings:

@@ -9,10 +9,9 @@ import asyncio
 import configparser
 import os
 import shlex
-import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from sokoul_appliance.events import SettingsChanged
 from sokoul_appliance.host import Host
 from sokoul_appliance.torrent.manager import TorrentConfig, TorrentManager
 from sokoul_appliance.torrent.unit import DROPIN, UNIT, dropin_text, quote_arg, write_dropin
-from tests.integration.test_torrent_engine import free_port, private_dir
+from tests.integration.test_torrent_engine import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,15 +155,6 @@ class Storage:
 
     async def mark_done_seeding(self, torrent: str, paths: list[str]) -> None:
         return None
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    d = private_dir("unit")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
