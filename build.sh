@@ -137,10 +137,11 @@ cmd_test() {
   # network/VPN tests: nft, dnsmasq, udhcpc, wireguard-go; torrent tests seed from aria2c;
   # library/stream tests make and probe media with ffmpeg; DLNA tests compare with minidlna and
   # discover with gssdp-discover (gupnp-tools); bench/dlna.sh compares streaming with nginx
+  # (fetched with curl); the Chromecast receiver double's TLS certificate comes from openssl
   apt_ensure "${IMAGE_TOOLS[@]}" "${BOOT_TOOLS[@]}" openssh-client cloud-guest-utils systemd chromium \
     dbus-daemon mount e2fsprogs util-linux rsync bc \
     nftables dnsmasq-base udhcpc ethtool iproute2 wireguard-go wireguard-tools tcpdump \
-    aria2 ffmpeg minidlna gupnp-tools nginx-light
+    aria2 ffmpeg minidlna gupnp-tools nginx-light openssl curl
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"
