@@ -102,9 +102,12 @@ class Host:
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        except (TimeoutError, asyncio.CancelledError):
+            # timed out, or the caller was cancelled (a manager stopping): the command is ours,
+            # it ends with us instead of living on unwatched
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
             raise
         result = CommandResult(tuple(argv), proc.returncode or 0, out.decode(), err.decode())
         if result.returncode != 0:
