@@ -1,5 +1,5 @@
-"""Fixtures shared by the torrent tests (engine, manager, streaming over HTTP, unit mode,
-"Play now" in the browser)."""
+"""Fixtures shared by integration tests: the torrent tests' seeded torrent and work folder, and
+the browser (Debian's chromium) for the panel tests."""
 
 from __future__ import annotations
 
@@ -36,3 +36,21 @@ def work() -> Iterator[Path]:
     finally:
         if not os.environ.get("SOKOUL_TEST_KEEP"):
             shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (never a downloaded browser), once per module."""
+    from playwright import sync_api
+
+    from tests.integration.test_panel_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (./build.sh test does)")
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

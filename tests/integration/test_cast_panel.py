@@ -22,6 +22,7 @@ import pytest
 
 from sokoul_appliance.passwords import hash_password
 from tests.cast_lab import CastBench, events_of, make_root, wait_for
+from tests.integration.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS
 from tests.media_samples import SRT, make_video, need_ffmpeg
 from tests.netns import Lab
 
@@ -30,19 +31,6 @@ expect = sync_api.expect
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = REPO / "out/test-artifacts/screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "correct horse battery"
 CSP_INIT = """
 document.addEventListener("securitypolicyviolation", (e) => {
   console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline"));

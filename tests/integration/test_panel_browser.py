@@ -165,19 +165,6 @@ def supervisor(tmp_path: Path) -> Iterator[SupervisorProcess]:
 # ------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (./build.sh test does)")
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 class Console:
     """Console errors, uncaught exceptions and CSP violations seen by one page."""
 

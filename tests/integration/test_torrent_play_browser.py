@@ -27,8 +27,6 @@ from typing import Any
 import pytest
 
 from tests.integration.test_panel_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PASSWORD,
     Browser,
     SupervisorProcess,
@@ -37,7 +35,6 @@ from tests.integration.test_panel_browser import (
     go_page,
     new_page,
     shot,
-    sync_api,
     tid,
 )
 from tests.integration.test_torrent_engine import Aria2Seeder
@@ -114,19 +111,6 @@ def supervisor(work: Path) -> Iterator[SupervisorProcess]:
         yield sup
     finally:
         sup.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (./build.sh test does)")
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def write(page: Any, sup: SupervisorProcess, method: str, path: str, body: Any) -> Any:
