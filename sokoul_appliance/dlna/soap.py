@@ -1,10 +1,17 @@
 """SOAP control: parse the envelope, call the action, write the answer or a UPnP fault.
 
-Every failure a client can cause gets a UPnP fault (UDA 1.0 section 3.2.2: HTTP 500 with an
-s:Fault whose detail holds UPnPError/errorCode), never an aiohttp error page:
-401 Invalid Action (unknown action, unreadable envelope), 402 Invalid Args (missing or
-malformed arguments), the action's own codes (701 No such object, 708, 710, 706), and 501
-Action Failed for our own bugs (logged with the traceback).
+Every failure a client can cause gets a UPnP fault body (s:Fault whose detail holds
+UPnPError/errorCode), never an aiohttp error page. The HTTP status says whose fault it is:
+
+- **400 Bad Request** when the request is not a well-formed SOAP action at all: the body is not
+  XML (or defusedxml refuses it: DTDs, entities), no Envelope/Body/action element, SOAPACTION
+  missing, unreadable, naming another service or another action than the body, a body over
+  64 KiB. Code 401 Invalid Action (402 Invalid Args for the oversized body).
+- **500** (UDA 1.0 section 3.2.2) when a well-formed action fails: an action we do not have
+  (401), missing or malformed arguments (402), the action's own codes (701 No such object,
+  708, 710, 706), and 501 Action Failed for our own bugs (logged with the traceback).
+
+async-upnp-client reads the fault body whatever the non-200 status; docs/dlna.md has why.
 """
 
 from __future__ import annotations
@@ -48,13 +55,22 @@ MAX_BODY = 64 * 1024
 
 
 class SoapFault(Exception):
-    def __init__(self, code: int, description: str | None = None) -> None:
+    """A UPnP fault; status 500 (a well-formed action that failed) or 400 (not a SOAP action
+    at all, see bad_request)."""
+
+    def __init__(self, code: int, description: str | None = None, status: int = 500) -> None:
         super().__init__(description or ERROR_TEXT.get(code, "Error"))
         self.code = code
         self.description = description or ERROR_TEXT.get(code, "Error")
+        self.status = status
 
 
-def fault_response(code: int, description: str) -> web.Response:
+def bad_request(code: int, description: str) -> SoapFault:
+    """The request is not a well-formed SOAP action: HTTP 400 with a UPnP fault body."""
+    return SoapFault(code, description, status=400)
+
+
+def fault_response(code: int, description: str, status: int = 500) -> web.Response:
     body = (
         f"{ENVELOPE_OPEN}<s:Fault><faultcode>s:Client</faultcode>"
         "<faultstring>UPnPError</faultstring><detail>"
@@ -63,7 +79,7 @@ def fault_response(code: int, description: str) -> web.Response:
         f"</errorDescription></UPnPError></detail></s:Fault>{ENVELOPE_CLOSE}"
     )
     return web.Response(
-        status=500, body=body.encode(), content_type="text/xml", charset="utf-8",
+        status=status, body=body.encode(), content_type="text/xml", charset="utf-8",
         headers={"EXT": ""},
     )  # fmt: skip
 
@@ -83,21 +99,53 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse_envelope(data: bytes, soap_action: str) -> tuple[str, dict[str, str]]:
-    """(action name, {argument: text}) from the request; SoapFault(401) when the envelope
-    cannot be read or names no action."""
-    header_action = soap_action.strip().strip('"').rpartition("#")[2]
+def _same_service(named: str, ours: str) -> bool:
+    """urn:…:service:ContentDirectory:1 names ours when the type matches (ignoring case) and
+    its version is not above ours (UDA: a control point may use an older version)."""
+    kind, _, version = named.rpartition(":")
+    our_kind, _, our_version = ours.rpartition(":")
+    if kind.casefold() != our_kind.casefold():
+        return False
     try:
-        root: Element = DET.fromstring(data)
+        return 1 <= int(version) <= int(our_version)
+    except ValueError:
+        return False
+
+
+def _split_soap_action(soap_action: str | None) -> tuple[str, str]:
+    """(service type, action) from SOAPACTION: `"urn:…:service:X:1#Action"`; quotes optional
+    (some control points leave them out)."""
+    value = (soap_action or "").strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()
+    service, sep, action = value.rpartition("#")
+    if not sep or not service or not action:
+        raise bad_request(401, f"Invalid Action: SOAPACTION missing or unreadable ({value!r})")
+    return service, action
+
+
+def parse_envelope(
+    data: bytes, soap_action: str | None, service_type: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """(action name, {argument: text}) from the request. A request that is not a well-formed
+    SOAP action (unreadable body, no action element, SOAPACTION missing or disagreeing with
+    the body, another service than service_type) raises SoapFault(401) with status 400."""
+    try:
+        root: Element = DET.fromstring(data, forbid_dtd=True)  # SOAP 1.1: no DTD
     except (ParseError, ValueError) as e:  # defusedxml's refusals are ValueErrors
-        raise SoapFault(401, f"Invalid Action: the SOAP envelope is not XML ({e})") from None
+        raise bad_request(401, f"Invalid Action: the SOAP envelope is not XML ({e})") from None
     body = next((c for c in root if _local(c.tag) == "Body"), None)
     if _local(root.tag) != "Envelope" or body is None or len(body) == 0:
-        raise SoapFault(401, "Invalid Action: no SOAP Body with an action in it")
+        raise bad_request(401, "Invalid Action: no SOAP Body with an action in it")
     call = body[0]
     name = _local(call.tag)
-    if header_action and header_action != name:
-        raise SoapFault(401, f"Invalid Action: SOAPACTION says {header_action}, body {name}")
+    header_service, header_action = _split_soap_action(soap_action)
+    if header_action != name:
+        raise bad_request(401, f"Invalid Action: SOAPACTION says {header_action}, body {name}")
+    body_service = call.tag[1:].partition("}")[0] if call.tag.startswith("{") else ""
+    for named in (header_service, body_service):
+        if service_type is not None and named and not _same_service(named, service_type):
+            raise bad_request(401, f"Invalid Action: {named} is not served here")
     return name, {_local(a.tag): a.text or "" for a in call}
 
 
@@ -105,14 +153,14 @@ async def _read_body(request: web.Request) -> bytes:
     """The whole body (a read() returns what has arrived, not necessarily all of it), at most
     MAX_BODY bytes."""
     if (request.content_length or 0) > MAX_BODY:
-        raise SoapFault(402, "Invalid Args: the request is too large")
+        raise bad_request(402, "Invalid Args: the request is too large")
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(MAX_BODY + 1 - size):
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_BODY:
-            raise SoapFault(402, "Invalid Args: the request is too large")
+            raise bad_request(402, "Invalid Args: the request is too large")
     return b"".join(chunks)
 
 
@@ -134,7 +182,9 @@ class ControlHandler:
         action_label = "unknown"
         try:
             data = await _read_body(request)
-            name, raw = parse_envelope(data, request.headers.get("SOAPACTION", ""))
+            name, raw = parse_envelope(
+                data, request.headers.get("SOAPACTION"), self.service.service_type
+            )
             action = self.service.actions.get(name)
             if action is None:
                 raise SoapFault(401, f"Invalid Action: no action {name!r} here")
@@ -155,7 +205,7 @@ class ControlHandler:
             result = await action.async_handle(**kwargs)
             return self._answer(name, result)
         except SoapFault as e:
-            return self._fault(e.code, e.description)
+            return self._fault(e.code, e.description, e.status)
         except UpnpActionError as e:
             code = e.error_code or 501
             return self._fault(code, e.error_desc or ERROR_TEXT.get(code, "Error"))
@@ -167,9 +217,9 @@ class ControlHandler:
         finally:
             self.metrics.soap.labels(action=action_label, client=client.profile.name).inc()
 
-    def _fault(self, code: int, description: str) -> web.Response:
+    def _fault(self, code: int, description: str, status: int = 500) -> web.Response:
         self.metrics.errors.labels(code=str(code)).inc()
-        return fault_response(code, description)
+        return fault_response(code, description, status)
 
     def _answer(self, name: str, result: dict[str, Any]) -> web.Response:
         service_type = self.service.service_type

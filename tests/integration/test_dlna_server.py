@@ -170,16 +170,19 @@ async def soap(
     headers: dict[str, str] | None = None,
     service: str = CDS,
     body: str | None = None,
+    path: str | None = None,
 ) -> Answer:
-    path = "ContentDirectory" if service == CDS else "ConnectionManager"
+    """headers may replace SOAPACTION, or drop it with the value "" ."""
+    path = path or ("ContentDirectory" if service == CDS else "ConnectionManager")
+    sent = {
+        "Content-Type": 'text/xml; charset="utf-8"',
+        "SOAPACTION": f'"{service}#{action}"',
+        **(headers or {}),
+    }
     async with rig.http.post(
         f"{rig.base}/upnp/control/{path}",
         data=(body if body is not None else envelope(action, args, service)).encode(),
-        headers={
-            "Content-Type": 'text/xml; charset="utf-8"',
-            "SOAPACTION": f'"{service}#{action}"',
-            **(headers or {}),
-        },
+        headers={k: v for k, v in sent.items() if v != ""},
     ) as r:
         text = await r.text()
         assert r.content_type == "text/xml", text  # never aiohttp's text/plain error page
@@ -427,29 +430,51 @@ async def test_search(rig: Rig) -> None:
 
 
 async def test_malformed_soap_gets_upnp_errors(rig: Rig) -> None:
+    """Not a SOAP action at all → HTTP 400 with a UPnP fault body; a well-formed action that
+    fails → UDA's 500 with the fault (docs/dlna.md, Errors)."""
     good = {"ObjectID": "0", "BrowseFlag": "BrowseDirectChildren", "Filter": "*",
             "StartingIndex": 0, "RequestedCount": 10, "SortCriteria": ""}  # fmt: skip
-    cases: list[tuple[str, dict[str, str | int], str | None, int]] = [
-        ("Browse", good, "<s:Envelope><unclosed", 401),
-        ("Browse", good, "", 401),
-        ("Browse", good, "<?xml version='1.0'?><x/>", 401),
-        ("NoSuchAction", {}, None, 401),
-        ("Browse", {k: v for k, v in good.items() if k != "BrowseFlag"}, None, 402),
-        ("Browse", {**good, "StartingIndex": "minus one"}, None, 402),
-        ("Browse", {**good, "RequestedCount": -5}, None, 402),
-        ("Browse", {**good, "BrowseFlag": "BrowseEverything"}, None, 402),
-        ("Browse", {**good, "BrowseFlag": "BrowseMetadata", "StartingIndex": 3}, None, 402),
-        ("Browse", {**good, "ObjectID": "it-ffffffffffffffff"}, None, 701),
-    ]
-    for action, args, body, code in cases:
-        a = await soap(rig, action, args, body=body)
-        assert (a.status, a.error) == (500, code), (action, args, body)
-    # billion laughs: refused by defusedxml, answered as an unreadable envelope
     bomb = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><l>&b;</l>'
-    a = await soap(rig, "Browse", good, body=bomb)
-    assert (a.status, a.error) == (500, 401)
+    dtd = envelope("Browse", good).replace(
+        "<s:Envelope", "<!DOCTYPE s [<!ELEMENT s ANY>]><s:Envelope"
+    )
+    no_body = '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"></s:Envelope>'
+    empty_body = no_body.replace("></s:Envelope>", "><s:Body/></s:Envelope>")
+    cms = "urn:schemas-upnp-org:service:ConnectionManager:1"
+    Case = tuple[str, dict[str, str | int], str | None, dict[str, str], str | None, int, int]
+    cases: list[Case] = [
+        # not a well-formed SOAP action: 400
+        ("Browse", good, "<s:Envelope><unclosed", {}, None, 400, 401),
+        ("Browse", good, "", {}, None, 400, 401),
+        ("Browse", good, "<?xml version='1.0'?><x/>", {}, None, 400, 401),
+        ("Browse", good, no_body, {}, None, 400, 401),
+        ("Browse", good, empty_body, {}, None, 400, 401),
+        ("Browse", good, bomb, {}, None, 400, 401),
+        ("Browse", good, dtd, {}, None, 400, 401),
+        ("Browse", good, None, {"SOAPACTION": ""}, None, 400, 401),
+        ("Browse", good, None, {"SOAPACTION": "garbage"}, None, 400, 401),
+        ("Browse", good, None, {"SOAPACTION": f'"{CDS}#Search"'}, None, 400, 401),
+        ("Browse", good, None, {"SOAPACTION": f'"{cms}#Browse"'}, None, 400, 401),
+        ("GetProtocolInfo", {}, None, {}, "ContentDirectory", 400, 401),  # CMS's, sent to CDS
+        # well-formed actions that fail: 500
+        ("NoSuchAction", {}, None, {}, None, 500, 401),
+        ("Browse", {k: v for k, v in good.items() if k != "BrowseFlag"}, None, {}, None, 500, 402),
+        ("Browse", {**good, "StartingIndex": "minus one"}, None, {}, None, 500, 402),
+        ("Browse", {**good, "RequestedCount": -5}, None, {}, None, 500, 402),
+        ("Browse", {**good, "BrowseFlag": "BrowseEverything"}, None, {}, None, 500, 402),
+        ("Browse", {**good, "BrowseFlag": "BrowseMetadata", "StartingIndex": 3}, None, {}, None,
+         500, 402),
+        ("Browse", {**good, "ObjectID": "it-ffffffffffffffff"}, None, {}, None, 500, 701),
+    ]  # fmt: skip
+    for action, args, body, headers, path, status, code in cases:
+        service = cms if action == "GetProtocolInfo" else CDS
+        a = await soap(rig, action, args, headers, service=service, body=body, path=path)
+        assert (a.status, a.error) == (status, code), (action, args, body, headers)
     errors = rig.registry.get_sample_value("sokoul_dlna_soap_errors_total", {"code": "401"})
-    assert errors == 5.0
+    assert errors == 13.0
+    # unquoted SOAPACTION (some control points) is read
+    a = await soap(rig, "Browse", good, {"SOAPACTION": f"{CDS}#Browse"})
+    assert a.status == 200 and a.out["NumberReturned"] == "4"
     # and the server answers normally afterwards
     _, n, _ = await browse(rig, "0")
     assert n == 4
@@ -550,7 +575,7 @@ async def test_body_in_pieces_and_oversized_body(rig: Rig) -> None:
     huge = body.replace(b"<Filter>*</Filter>", b"<Filter>" + b"x," * 40000 + b"</Filter>")
     async with rig.http.post(url, data=huge, headers=headers) as r:
         text = await r.text()
-    assert r.status == 500 and "<errorCode>402</errorCode>" in text
+    assert r.status == 400 and "<errorCode>402</errorCode>" in text
 
 
 async def test_album_art_from_a_poster_beside_the_file(rig: Rig) -> None:

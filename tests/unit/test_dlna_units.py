@@ -178,33 +178,54 @@ def test_didl_filter_limits_what_is_written() -> None:
 
 
 def test_envelope_reading() -> None:
+    cds = "urn:schemas-upnp-org:service:ContentDirectory:1"
     body = (
         b'<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
         b'<s:Body><u:Browse xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1">'
         b"<ObjectID>0</ObjectID><Filter>*</Filter></u:Browse></s:Body></s:Envelope>"
     )
-    name, args = parse_envelope(body, '"urn:schemas-upnp-org:service:ContentDirectory:1#Browse"')
-    assert name == "Browse" and args == {"ObjectID": "0", "Filter": "*"}
+    for header in (f'"{cds}#Browse"', f"{cds}#Browse", f' " {cds}#Browse" '):
+        name, args = parse_envelope(body, header, cds)
+        assert name == "Browse" and args == {"ObjectID": "0", "Filter": "*"}
+    # an older version of our service and another spelling of its type are ours
+    assert parse_envelope(body, f'"{cds.upper()}#Browse"', cds.replace(":1", ":2"))[0] == "Browse"
+    no_ns = body.replace(b' xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1"', b"")
+    assert parse_envelope(no_ns.replace(b"u:", b""), f'"{cds}#Browse"', cds)[0] == "Browse"
     for bad, header in (
-        (b"<not xml", "#Browse"),
-        (b"<a/>", "#Browse"),
-        (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"/>', "#Browse"),
-        (body, '"urn:schemas-upnp-org:service:ContentDirectory:1#Search"'),
-        (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "#Browse"),  # defusedxml refuses
+        (b"<not xml", f"{cds}#Browse"),
+        (b"", f"{cds}#Browse"),
+        (b"<a/>", f"{cds}#Browse"),
+        (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"/>', f"{cds}#Browse"),
+        (
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/>'
+            b"</s:Envelope>",
+            f"{cds}#Browse",
+        ),
+        (body, f'"{cds}#Search"'),  # header and body disagree
+        (body, None),  # no SOAPACTION
+        (body, ""),
+        (body, '"Browse"'),  # no service#action
+        (body, f'"{cds}#"'),
+        (body, '"urn:schemas-upnp-org:service:ConnectionManager:1#Browse"'),  # other service
+        (body, f'"{cds[:-1]}2#Browse"'),  # a newer version than ours
+        (body.replace(b"ContentDirectory:1", b"AVTransport:1"), f'"{cds}#Browse"'),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', f"{cds}#Browse"),  # defusedxml refuses
     ):
         with pytest.raises(SoapFault) as e:
-            parse_envelope(bad, header)
-        assert e.value.code == 401
+            parse_envelope(bad, header, cds)
+        assert (e.value.code, e.value.status) == (401, 400), (bad, header)
 
 
 def test_fault_is_a_upnp_error() -> None:
-    resp = fault_response(701, "No such object <x>")
-    assert resp.status == 500 and resp.content_type == "text/xml"
-    assert isinstance(resp.body, bytes)
-    root = ET.fromstring(resp.body)
     ns = {"u": "urn:schemas-upnp-org:control-1-0"}
-    assert root.findtext(".//u:errorCode", namespaces=ns) == "701"
-    assert root.findtext(".//u:errorDescription", namespaces=ns) == "No such object <x>"
+    for status in (500, 400):
+        resp = fault_response(701, "No such object <x>", status)
+        assert resp.status == status and resp.content_type == "text/xml"
+        assert isinstance(resp.body, bytes)
+        root = ET.fromstring(resp.body)
+        assert root.findtext(".//u:errorCode", namespaces=ns) == "701"
+        assert root.findtext(".//u:errorDescription", namespaces=ns) == "No such object <x>"
+    assert fault_response(701, "x").status == 500
 
 
 def test_description_has_dlna_and_samsung_elements() -> None:
