@@ -28,6 +28,7 @@ from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
 from sokoul_appliance.library import LibraryManager
+from sokoul_appliance.library.tmdb import TmdbConfig
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
 from sokoul_appliance.network.manager import NetworkManager
@@ -149,7 +150,13 @@ class Supervisor:
             sources=SourceRegistry(),  # "Play now" puts a downloading file here for /stream
             units=SystemdClient(),
         )
-        self.library = LibraryManager(self.host, self.store, self.bus, self.metrics.registry)
+        self.library = LibraryManager(
+            self.host,
+            self.store,
+            self.bus,
+            self.metrics.registry,
+            tmdb=self._tmdb_config(config),
+        )
         self.stream = StreamService(
             self.host,
             self.library,
@@ -250,6 +257,20 @@ class Supervisor:
         self.health.attach(self._manager_states, self._setup_mode)
         self.health.attach_dlna(self.dlna.health)
         self._stop = asyncio.Event()
+
+    def _tmdb_config(self, config: SupervisorConfig) -> TmdbConfig | None:
+        """TMDB enrichment (only with a key, the setting); posters cached in the state dir.
+        A simulated board asks no real TMDB: SOKOUL_TMDB_URL (and SOKOUL_TMDB_IMAGE_URL) name
+        one to use (tests run a local double)."""
+        url = os.environ.get("SOKOUL_TMDB_URL")
+        if not self.host.live and not url:
+            return None
+        return TmdbConfig(
+            api_key=lambda: self.settings.get("content.tmdb_api_key"),
+            posters=config.state / "posters",
+            base_url=url or "https://api.themoviedb.org",
+            image_base=os.environ.get("SOKOUL_TMDB_IMAGE_URL") or "https://image.tmdb.org/t/p/w342",
+        )
 
     def _manager_states(self) -> list[dict[str, str]]:
         out = []

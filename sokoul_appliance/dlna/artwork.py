@@ -1,7 +1,7 @@
 """Artwork beside a video, for DIDL's upnp:albumArtURI: ``<stem>.jpg``, ``<stem>-poster.jpg``,
 ``poster.jpg``, ``folder.jpg``, ``cover.jpg`` (and .jpeg/.png), the DLNA image profile from the
-file's own header (JPEG SOF / PNG IHDR: no decoder, no thumbnailing). Blocking: call in a
-worker thread."""
+file's own header (JPEG SOF / PNG IHDR: no decoder, no thumbnailing); without one, the item's
+cached TMDB poster when the caller passes it. Blocking: call in a worker thread."""
 
 from __future__ import annotations
 
@@ -58,10 +58,34 @@ def dlna_profile(kind: str, width: int, height: int) -> str:
     return "JPEG_LRG"
 
 
-def find_artwork(video: Path) -> Artwork | None:
+def read_artwork(path: Path) -> Artwork | None:
+    """``path`` as artwork when it is a readable JPEG or PNG, else None."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(HEADER_BYTES)
+    except OSError:
+        return None
+    size = image_size(head)
+    if size is None:
+        return None
+    kind, width, height = size
+    mime = "image/png" if kind == "png" else "image/jpeg"
+    return Artwork(path, mime, dlna_profile(kind, width, height))
+
+
+def find_artwork(video: Path, fallback: Path | None = None) -> Artwork | None:
     """The first readable image beside ``video`` by the names above (case-insensitive); a
     symlink leading out of the video's folder is ignored. Costs one folder listing when there
-    is no image (no path resolution on that common path)."""
+    is no image (no path resolution on that common path). Without one, ``fallback`` (the
+    item's cached TMDB poster, ``LibraryManager.tmdb_poster``) when it is a readable image:
+    a poster beside the file always wins."""
+    found = _beside(video)
+    if found is None and fallback is not None:
+        return read_artwork(fallback)
+    return found
+
+
+def _beside(video: Path) -> Artwork | None:
     folder = video.parent
     try:
         names = {n.lower(): n for n in os.listdir(folder) if n.lower().endswith(EXTENSIONS)}
@@ -79,14 +103,9 @@ def find_artwork(video: Path) -> Artwork | None:
         try:
             if path.resolve().parent != folder.resolve():
                 continue
-            with path.open("rb") as f:
-                head = f.read(HEADER_BYTES)
         except OSError:
             continue
-        size = image_size(head)
-        if size is None:
-            continue
-        kind, width, height = size
-        mime = "image/png" if kind == "png" else "image/jpeg"
-        return Artwork(path, mime, dlna_profile(kind, width, height))
+        art = read_artwork(path)
+        if art is not None:
+            return art
     return None

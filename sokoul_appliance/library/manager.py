@@ -52,6 +52,7 @@ from sokoul_appliance.library.naming import EPISODE, MOVIE, OTHER, ParsedName, n
 from sokoul_appliance.library.naming import parse_name as guess
 from sokoul_appliance.library.organize import OrganizeError, Placed, organize
 from sokoul_appliance.library.probe import MediaInfo, ProbeError, probe_file
+from sokoul_appliance.library.tmdb import TmdbConfig, TmdbEnricher
 from sokoul_appliance.library.watch import DirectoryWatcher, folders_under
 from sokoul_appliance.store.database import Store
 
@@ -132,6 +133,7 @@ class LibraryManager:
         probe: Callable[[Host, Path], Awaitable[MediaInfo]] = probe_file,
         watch: bool = True,
         watch_debounce: float = 2.0,
+        tmdb: TmdbConfig | None = None,
     ) -> None:
         self.host = host
         self.store = store
@@ -164,6 +166,8 @@ class LibraryManager:
         self._watch = watch
         self._watcher = DirectoryWatcher(self.request_scan, watch_debounce)
         self._watching = False
+        # optional TMDB enrichment (off without a key): runs after scans, in the background
+        self.tmdb = TmdbEnricher(store, bus, self.metrics, tmdb, self._enriched)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -174,6 +178,7 @@ class LibraryManager:
         self._tasks.append(asyncio.create_task(self._scanner(), name="library-scanner"))
         self._tasks.append(asyncio.create_task(self._prober(), name="library-prober"))
         self._tasks.append(asyncio.create_task(self._listen(), name="library-events"))
+        await self.tmdb.start()
         self._rescan.set()  # first scan right away
 
     async def stop(self) -> None:
@@ -190,6 +195,7 @@ class LibraryManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.tmdb.stop()
         self._watcher.close()
         self._watching = False
         self._stopping = False
@@ -280,7 +286,13 @@ class LibraryManager:
                 "folders": self._watcher.watches,
                 "problem": self._watcher.problem,
             },
+            "tmdb": self.tmdb.snapshot(),
         }
+
+    def _enriched(self, changed: int) -> None:
+        """TMDB matched items or cached posters: DLNA clients re-read (art, titles)."""
+        self.update_id += 1
+        self.bus.publish(LibraryUpdated(self.update_id, 0, changed, 0))
 
     async def _refresh_counts(self) -> None:
         counts = dict.fromkeys(KINDS, 0)
@@ -322,6 +334,7 @@ class LibraryManager:
                 result = await self._scan()
             finally:
                 self.scanning = False
+        self.tmdb.wake()  # the TMDB pass (when a key is set) runs after it, in the background
         if not wait_probed:
             self._probe_wake.set()
             return result
@@ -831,6 +844,15 @@ class LibraryManager:
                 "SELECT COUNT(*) FROM library_folders WHERE parent_id = ?", (object_id,)
             )
         )
+
+    async def tmdb_details(self, items: Sequence[LibraryItem]) -> dict[str, dict[str, Any]]:
+        """What TMDB said about these items (only those matched): {id: {tmdb_id, tmdb_title,
+        overview, poster_file}}."""
+        return await self.tmdb.details([i.id for i in items])
+
+    async def tmdb_poster(self, item: LibraryItem) -> Path | None:
+        """The item's cached TMDB poster file (None without one)."""
+        return await self.tmdb.poster(item.id)
 
     async def real_path(self, item: LibraryItem) -> Path:
         """The item's file on this machine (through the host seam; resolved in a thread)."""

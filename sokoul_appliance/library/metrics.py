@@ -21,3 +21,14 @@ class LibraryMetrics:
             "Files ffprobe could not read",
             registry=registry,
         )
+        self.tmdb_requests = Counter(
+            "sokoul_library_tmdb_requests_total",
+            "Requests to TMDB, by result (ok, miss, error, throttled)",
+            ["result"],
+            registry=registry,
+        )
+        self.tmdb_posters = Gauge(
+            "sokoul_library_tmdb_posters",
+            "TMDB posters in the local poster cache",
+            registry=registry,
+        )

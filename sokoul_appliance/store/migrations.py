@@ -134,4 +134,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX library_items_recent ON library_items(available, added_at);
     CREATE INDEX library_items_folder_available ON library_items(folder_id, available);
     """,
+    # 5: library room: optional TMDB enrichment (ids first; details and the cached poster's name)
+    """
+    ALTER TABLE library_items ADD COLUMN tmdb_id INTEGER;   -- movies: TMDB movie id
+    ALTER TABLE library_shows ADD COLUMN tmdb_id INTEGER;   -- shows: TMDB tv id
+    CREATE TABLE library_tmdb (
+        kind TEXT NOT NULL,             -- 'movie' | 'tv'
+        tmdb_id INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        year INTEGER,
+        overview TEXT,
+        poster_path TEXT,               -- TMDB's ('/abc.jpg'), NULL when it has none
+        poster_file TEXT,               -- name in the poster cache once downloaded
+        fetched_at REAL NOT NULL,
+        PRIMARY KEY (kind, tmdb_id)
+    );
+    CREATE TABLE library_tmdb_misses (
+        kind TEXT NOT NULL,             -- 'movie' | 'tv'
+        key TEXT NOT NULL,              -- normalized title + '|' + year
+        missed_at REAL NOT NULL,        -- asked again a day later
+        PRIMARY KEY (kind, key)
+    );
+    """,
 )

@@ -3,6 +3,7 @@ manager that owns it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -15,6 +16,7 @@ from sokoul_appliance import __version__
 from sokoul_appliance.auth.accounts import check_new_password
 from sokoul_appliance.auth.sessions import Session
 from sokoul_appliance.cast import CastManager, CastRequestError
+from sokoul_appliance.dlna.artwork import find_artwork
 from sokoul_appliance.network.manager import NetworkChangeError, NetworkReadOnlyError
 from sokoul_appliance.storage import StorageUnavailable
 from sokoul_appliance.storage.formatting import FormatRefused
@@ -366,13 +368,46 @@ class Api:
         total, items = await self.ctx.library.items(
             kind=kind, query=(q.get("q") or None), offset=offset, limit=limit
         )
+        tmdb = await self.ctx.library.tmdb_details(items)
+        root = self.ctx.library.host.root
+
+        def art_beside() -> list[bool]:
+            # the scan's own relative paths under the host root (as the DLNA layer does)
+            return [find_artwork(root / i.appliance_path.lstrip("/")) is not None for i in items]
+
+        beside = await asyncio.to_thread(art_beside)
+        out = []
+        for item, has_art in zip(items, beside, strict=True):
+            d = item.to_dict()
+            facts = tmdb.get(item.id, {})
+            d["tmdb_id"] = facts.get("tmdb_id")
+            d["overview"] = facts.get("overview")
+            has_poster = has_art or bool(facts.get("poster_file"))
+            d["poster"] = f"/api/library/{item.id}/poster" if has_poster else None
+            out.append(d)
         return web.json_response(
             {
                 "total": total,
-                "items": [i.to_dict() for i in items],
+                "items": out,
                 "library": self.ctx.library.snapshot(),
                 **self._subsystem("library"),
             }
+        )
+
+    async def library_poster(self, request: web.Request) -> web.StreamResponse:
+        """An item's poster: an image beside its file first, else the cached TMDB one.
+        Ids only, never paths."""
+        self.require_login(request)
+        item = await self.ctx.library.item(request.match_info["item"])
+        if item is None:
+            raise ApiError(404, "no such library item")
+        video = self.ctx.library.host.root / item.appliance_path.lstrip("/")
+        cached = await self.ctx.library.tmdb_poster(item)
+        art = await asyncio.to_thread(find_artwork, video, cached)
+        if art is None:
+            raise ApiError(404, "this item has no poster")
+        return web.FileResponse(
+            art.path, headers={"Content-Type": art.mime, "Cache-Control": "private, max-age=3600"}
         )
 
     async def downloads(self, request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ def document() -> dict[str, Any]:
             "summary": r.summary,
             "tags": [r.tag],
             "responses": {
-                "200": {"description": "OK", "content": {"application/json": {}}},
+                "200": {"description": "OK", "content": {r.response: {}}},
                 "4XX": {
                     "description": "An error a person can act on",
                     "content": {
@@ -56,7 +56,7 @@ def document() -> dict[str, Any]:
                     "schema": {"type": "string"},
                 }
             )
-        for name in ("step", "change", "torrent", "action"):
+        for name in ("step", "change", "torrent", "action", "item"):
             if "{" + name + "}" in r.path:
                 op.setdefault("parameters", []).append(
                     {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

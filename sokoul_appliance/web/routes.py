@@ -23,6 +23,7 @@ class Route:
     summary: str
     tag: str
     body: dict[str, Any] | None = None  # JSON schema of the request body
+    response: str = "application/json"  # media type of a 200 answer
 
 
 def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -142,6 +143,15 @@ ROUTES: tuple[Route, ...] = (
         _obj({"role": STR}, ("role",)),
     ),
     Route("GET", "/api/library", "library", SESSION, "Library items", "panel"),
+    Route(
+        "GET",
+        "/api/library/{item}/poster",
+        "library_poster",
+        SESSION,
+        "An item's poster (an image beside its file, else the cached TMDB one; 404 without)",
+        "panel",
+        response="image/*",
+    ),
     Route("GET", "/api/downloads", "downloads", SESSION, "Downloads", "panel"),
     Route(
         "POST",
