@@ -1304,6 +1304,63 @@ function downloadsTable(list, d, ui) {
   return wrap;
 }
 
+const LIBRARY_PAGE = 60;
+
+function libraryLabel(it) {
+  return it.kind === "episode" && it.show_title ? `${it.show_title} S${String(it.season ?? 0).padStart(2, "0")}E${String(it.episode ?? 0).padStart(2, "0")}${it.episode_title ? ` · ${it.episode_title}` : ""}` : it.display_title || it.title || it.file_name || "—";
+}
+
+function fmtRuntime(sec) {
+  if (!sec) return null;
+  const min = Math.round(Number(sec) / 60);
+  if (min < 1) return `${Math.max(1, Math.round(Number(sec)))} s`;
+  return min >= 60 ? `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, "0")} min` : `${min} min`;
+}
+
+/** A tidy stand-in for a missing poster: the title's initials on a colour from its name. */
+function posterPlaceholder(title) {
+  const words = String(title || "?").replace(/[^\p{L}\p{N}\s]/gu, " ").split(/\s+/).filter(Boolean);
+  const first = (w) => Array.from(w)[0] || "";
+  const initials = (words.length > 1 ? first(words[0]) + first(words[1]) : Array.from(words[0] || "?").slice(0, 2).join("")).toUpperCase();
+  let hash = 0;
+  for (const c of String(title || "")) hash = (hash * 31 + c.codePointAt(0)) >>> 0;
+  return h("div", { class: `poster-placeholder tone-${hash % 6}`, role: "img", "aria-label": `No poster for ${title}`, dataset: tid("library-placeholder") }, h("span", { "aria-hidden": "true" }, initials));
+}
+
+function libraryCard(it) {
+  const episode = it.kind === "episode" && it.show_title;
+  const name = episode ? it.show_title : it.title || it.file_name || "—";
+  const code = episode ? `S${String(it.season ?? 0).padStart(2, "0")}E${String(it.episode ?? 0).padStart(2, "0")}` : null;
+  const meta = [episode ? code : it.year, episode ? it.episode_title : null, fmtRuntime(it.duration)].filter((x) => x !== null && x !== undefined && x !== "");
+  const label = libraryLabel(it);
+  const frame = h("div", { class: "poster-frame" });
+  if (it.poster) {
+    const img = h("img", { src: it.poster, alt: `Poster of ${name}`, loading: "lazy", decoding: "async", width: "342", height: "513", dataset: tid("library-poster") });
+    img.addEventListener("error", () => img.replaceWith(posterPlaceholder(name)), { once: true });
+    frame.append(img);
+  } else {
+    frame.append(posterPlaceholder(name));
+  }
+  return h(
+    "li",
+    { class: "poster-card", dataset: { testid: "library-row", id: it.id, kind: it.kind || "" } },
+    frame,
+    h(
+      "div",
+      { class: "poster-body" },
+      h("h3", { class: "poster-title", title: label }, name),
+      meta.length ? h("p", { class: "poster-meta" }, meta.join(" · ")) : null,
+      it.overview ? h("p", { class: "poster-overview", title: it.overview }, it.overview) : null,
+      h(
+        "div",
+        { class: "poster-actions" },
+        h("a", { href: `/stream/${encodeURIComponent(it.id)}`, target: "_blank", rel: "noopener", class: "button-link primary", "aria-label": `Play ${label}`, dataset: tid("library-play") }, "Play"),
+        castButton(it.id, label),
+      ),
+    ),
+  );
+}
+
 const PAGE_RENDERERS = {
   home(seq) {
     return loadPage(seq, "Home", "/api/overview", (ov) => {
@@ -1345,15 +1402,26 @@ const PAGE_RENDERERS = {
     const params = new URLSearchParams((location.hash.split("?")[1]) || "");
     const q = params.get("q") || "";
     const kind = params.get("kind") || "";
+    const offset = Math.max(0, Number.parseInt(params.get("offset") || "0", 10) || 0);
     const query = new URLSearchParams();
     if (q) query.set("q", q);
     if (kind) query.set("kind", kind);
+    if (offset) query.set("offset", String(offset));
+    query.set("limit", String(LIBRARY_PAGE));
     return loadPage(seq, "Library", `/api/library?${query}`, (d) => {
       const items = d.items || [];
+      const total = d.total ?? items.length;
       const search = h("input", { type: "search", name: "q", value: q, placeholder: "Search titles", "aria-label": "Search titles", dataset: tid("library-search") });
       const kinds = h("select", { name: "kind", "aria-label": "Kind", dataset: tid("library-kind") }, h("option", { value: "" }, "Everything"), h("option", { value: "movie" }, "Movies"), h("option", { value: "episode" }, "Episodes"), h("option", { value: "other" }, "Other"));
       kinds.value = kind;
       const form = h("form", { class: "filters", role: "search", dataset: tid("library-filters") }, search, kinds, h("button", { type: "submit" }, "Search"));
+      const link = (off) => {
+        const next = new URLSearchParams();
+        if (q) next.set("q", q);
+        if (kind) next.set("kind", kind);
+        if (off) next.set("offset", String(off));
+        return `#/library${next.toString() ? `?${next}` : ""}`;
+      };
       form.addEventListener("submit", (ev) => {
         ev.preventDefault();
         const next = new URLSearchParams();
@@ -1361,29 +1429,28 @@ const PAGE_RENDERERS = {
         if (kinds.value) next.set("kind", kinds.value);
         go(`#/library${next.toString() ? `?${next}` : ""}`);
       });
-      const label = (it) => (it.kind === "episode" && it.show_title ? `${it.show_title} S${String(it.season ?? 0).padStart(2, "0")}E${String(it.episode ?? 0).padStart(2, "0")}${it.episode_title ? ` · ${it.episode_title}` : ""}` : it.display_title || it.title || it.file_name || "—");
+      kinds.addEventListener("change", () => form.requestSubmit());
+      const tmdb = (d.library && d.library.tmdb) || null;
+      const shown = items.length ? `${offset + 1}–${offset + items.length} of ` : "";
+      const summary = `${shown}${total} item${total === 1 ? "" : "s"}${q ? ` matching “${q}”` : " in the library"}`;
+      const pager =
+        total > LIBRARY_PAGE
+          ? h(
+              "nav",
+              { class: "pager", "aria-label": "Library pages" },
+              offset > 0 ? h("a", { href: link(Math.max(0, offset - LIBRARY_PAGE)), class: "button-link", dataset: tid("library-prev") }, "‹ Previous") : null,
+              offset + items.length < total ? h("a", { href: link(offset + LIBRARY_PAGE), class: "button-link", dataset: tid("library-next") }, "Next ›") : null,
+            )
+          : null;
       return [
         stateLine(d),
         form,
-        table(
-          `${d.total ?? items.length} item${(d.total ?? items.length) === 1 ? "" : "s"}${q ? ` matching “${q}”` : " in the library"}`,
-          ["Title", "Year", "Kind", "Length", "Video", ""],
-          items.length
-            ? items.map((it) =>
-                h(
-                  "tr",
-                  { dataset: { testid: "library-row", id: it.id } },
-                  h("th", { scope: "row" }, label(it)),
-                  h("td", null, it.year ?? "—"),
-                  h("td", null, humanKey(it.kind || "—")),
-                  h("td", null, it.duration ? fmtUptime(it.duration) : "—"),
-                  h("td", null, [it.video_codec, it.resolution].filter(Boolean).join(" · ") || "—"),
-                  h("td", { class: "row-actions" }, h("a", { href: `/stream/${encodeURIComponent(it.id)}`, target: "_blank", rel: "noopener", dataset: tid("library-play") }, "Play"), castButton(it.id, label(it))),
-                ),
-              )
-            : [emptyRow(6, "No items. " + emptyReason(d))],
-          "library-table",
-        ),
+        tmdb && tmdb.state === "error" ? h("p", { class: "hint tmdb-note", dataset: tid("library-tmdb") }, tmdb.detail) : null,
+        h("p", { class: "library-summary", role: "status", dataset: tid("library-summary") }, summary),
+        items.length
+          ? h("ul", { class: "poster-grid", "aria-label": summary, dataset: tid("library-grid") }, items.map(libraryCard))
+          : h("p", { class: "library-empty", dataset: tid("library-empty") }, "No items. " + emptyReason(d)),
+        pager,
       ];
     });
   },
