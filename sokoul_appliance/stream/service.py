@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -226,26 +226,23 @@ class StreamService:
         plan = decide(profile, item.media, container, force, reencode)
         path = f"/stream/{item.id}"
         if plan.mode == DIRECT:
-            media = item.media
-            pn = dlna.PROFILE_NAMES.get(
-                (
-                    container,
-                    (media.video_codec or "") if media else "",
-                    media.audio[0].codec if media and media.audio else "",
-                ),
-            )
+            pn = dlna.profile_name(container, item.media, item.file_name)
             mime = profile.mime_for(container, item.mime_type)
             return plan, StreamChoice(
                 DIRECT, path, mime, dlna.content_features(pn, dlna.OP_RANGE), item.size
             )
         target = profile.transcode
-        video = item.video_codec if plan.mode == REMUX else target.video_codec
-        audio = (
-            item.media.audio[0].codec
-            if plan.copy_audio and item.media and item.media.audio
-            else target.audio_codec
-        )
-        pn = dlna.PROFILE_NAMES.get((target.container, video or "", audio))
+        pn = None
+        if plan.mode == REMUX and item.media is not None:
+            # the video is copied: its facts are the file's; the audio copied or re-encoded
+            # to the target's codec and channels. A transcode gets no PN: its profile, size
+            # and rate are the encoder's (a board hook may differ from libx264's High)
+            media = item.media
+            if not plan.copy_audio and media.audio:
+                first = media.audio[0]
+                out = replace(first, codec=target.audio_codec, channels=target.audio_channels)
+                media = replace(media, audio=(out, *media.audio[1:]))
+            pn = dlna.profile_name(target.container, media)
         mime = profile.mime_for(target.container, "video/mp2t")
         features = dlna.content_features(pn, dlna.OP_TIMESEEK, converted=True)
         return plan, StreamChoice(plan.mode, path, mime, features, None)

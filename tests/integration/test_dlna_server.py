@@ -292,7 +292,7 @@ async def test_didl_matches_the_streamer_and_the_bytes(rig: Rig) -> None:
     res = item.findall("d:res", NS)
     _, choice = rig.stream.choose(nasty, rig.stream.profile_for(None))
     assert res[0].attrib["protocolInfo"] == choice.protocol_info
-    assert "DLNA.ORG_PN=AVC_MP4_MP_HD_AAC" in choice.protocol_info
+    assert "DLNA.ORG_PN=AVC_MP4_BL_CIF15_AAC_520;" in choice.protocol_info  # 320x240 Baseline
     assert res[0].attrib["size"] == str(nasty.size)
     assert res[0].attrib["duration"] == "0:00:02.000"
     assert res[0].attrib["resolution"] == "320x240"

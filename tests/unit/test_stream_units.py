@@ -4,6 +4,7 @@ subtitle conversion."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,126 @@ def test_ffprobe_json_is_read_into_media_info() -> None:
     assert info.audio == (AudioStream(2, "eac3", 6, "eng"),)
     assert [(s.codec, s.language) for s in info.subtitles] == [("subrip", "fre")]
     assert MediaInfo.from_json(info.to_json()) == info
+
+
+def _pn_media(
+    vcodec: str,
+    profile: str | None,
+    size: tuple[int, int],
+    bitrate: int | None,
+    audio: tuple[str, int | None] | None = ("aac", 2),
+    container: str = "mov,mp4,m4a,3gp,3g2,mj2",
+) -> MediaInfo:
+    return MediaInfo(
+        container=container,
+        duration=60.0,
+        bitrate=bitrate,
+        video_codec=vcodec,
+        width=size[0],
+        height=size[1],
+        video_profile=profile,
+        audio=() if audio is None else (AudioStream(1, audio[0], audio[1]),),
+    )
+
+
+MP4, TS, PS = "mp4", "mpegts", "mpeg"
+BL, CBL = "Baseline", "Constrained Baseline"
+F4, FT, H, V2 = "a.mp4", "a.ts", "h264", "mpeg2video"
+A4, AT = "AVC_MP4_", "AVC_TS_"
+
+
+# (container key, file name, video codec, H.264 profile, WxH, file bit/s, (audio, channels), PN)
+# Rows marked "=md" were checked against minidlna 1.3.0 on real files (docs/dlna.md).
+@pytest.mark.parametrize(
+    ("container", "name", "vcodec", "profile", "size", "rate", "audio", "pn"),
+    [
+        # MP4, Baseline at CIF: the rate picks CIF15/CIF30 and AAC_520/AAC_940
+        (MP4, F4, H, CBL, (320, 240), 251_440, ("aac", 1), A4 + "BL_CIF15_AAC_520"),  # =md
+        (MP4, F4, H, BL, (352, 288), 700_000, ("aac", 2), A4 + "BL_CIF30_AAC_940"),
+        (MP4, F4, H, BL, (176, 144), 300_000, ("amr_nb", 1), A4 + "BL_CIF15_AMR"),
+        # no DLNA name for CIF15 at 520-600k: as Main (minidlna writes CIF15_AAC_940 there)
+        (MP4, F4, H, BL, (320, 240), 550_000, ("aac", 2), A4 + "MP_SD_AAC_MULT5"),
+        # Baseline beyond CIF: the level is not known, so as Main (as minidlna when the level
+        # does not fit; minidlna says AVC_MP4_BL_L31_HD_AAC for this file at level 3.1)
+        (MP4, F4, H, CBL, (1280, 720), 1_301_216, ("aac", 1), A4 + "MP_HD_720p_AAC"),
+        # Main: SD by size and rate, with AAC (stereo or 5.1), AC-3 or MP3
+        (MP4, F4, H, "Main", (640, 480), 170_576, ("aac", 1), A4 + "MP_SD_AAC_MULT5"),
+        (MP4, F4, H, "Main", (720, 576), 4_000_000, ("aac", 6), A4 + "MP_SD_AAC_MULT5"),
+        (MP4, F4, H, "Main", (720, 576), 4_000_000, ("ac3", 6), A4 + "MP_SD_AC3"),
+        (MP4, F4, H, "Main", (640, 480), 165_632, ("mp3", 1), A4 + "MP_SD_MPEG1_L3"),
+        (MP4, F4, H, "Main", (720, 576), 12_000_000, ("aac", 2), None),  # over SD rate
+        (MP4, F4, H, "Main", (720, 576), 4_000_000, ("aac", 8), None),  # 7.1 AAC
+        (MP4, F4, H, "Main", (1280, 720), 230_504, ("aac", 1), A4 + "MP_HD_720p_AAC"),  # =md
+        (MP4, F4, H, "Main", (1920, 1080), 8_000_000, ("aac", 2), A4 + "MP_HD_1080i_AAC"),
+        (MP4, F4, H, "Main", (1920, 1080), 8_000_000, ("aac", 6), None),  # HD: stereo only
+        (MP4, F4, H, "Main", (1920, 1080), 8_000_000, ("ac3", 6), None),
+        (MP4, F4, H, "Main", (1920, 1080), 30_000_000, ("aac", 2), None),
+        # High: HD with stereo AAC only
+        (MP4, F4, H, "High", (1280, 720), 235_584, ("aac", 1), A4 + "HP_HD_AAC"),  # =md
+        (MP4, F4, H, "High", (1920, 1080), 24_000_000, ("aac", 2), A4 + "HP_HD_AAC"),
+        (MP4, F4, H, "High", (3840, 2160), 24_000_000, ("aac", 2), None),  # 4K
+        (MP4, F4, H, "High", (1920, 1080), 8_000_000, ("ac3", 6), None),
+        (MP4, F4, H, "High", (1920, 1080), 8_000_000, ("eac3", 6), None),
+        (MP4, F4, H, "High 10", (320, 240), 247_376, ("aac", 1), None),  # =md
+        (MP4, F4, H, "High 4:2:2", (1920, 1080), 8_000_000, ("aac", 2), None),
+        (MP4, F4, H, None, (1920, 1080), 8_000_000, ("aac", 2), None),
+        (MP4, F4, H, "Main", (640, 480), None, ("aac", 2), None),  # rate unknown
+        (MP4, F4, H, "Main", (640, 480), 1_000_000, ("aac", None), None),
+        (MP4, F4, H, "Main", (640, 480), 1_000_000, ("dts", 6), None),
+        (MP4, F4, H, "Main", (640, 480), 1_000_000, None, None),  # no audio: no name
+        (TS, FT, H, "Main", (720, 576), 12_000_000, ("mp3", 2), None),
+        (MP4, "a.3gp", "h264", BL, (176, 144), 100_000, ("aac", 1), None),
+        (MP4, "a.mp4", "hevc", "Main", (1920, 1080), 8_000_000, ("aac", 2), None),
+        ("mov", "a.mov", "h264", "Main", (640, 480), 1_000_000, ("aac", 2), None),
+        ("matroska", "a.mkv", "h264", "High", (1920, 1080), 8_000_000, ("aac", 2), None),
+        # MPEG-TS with H.264: _ISO (188-byte packets); AC-3 or MP3, never AAC (ADTS)
+        (TS, FT, H, "Main", (640, 360), 232_288, ("ac3", 1), AT + "MP_SD_AC3_ISO"),  # =md
+        (TS, FT, H, "Main", (1920, 800), 8_000_000, ("ac3", 6), AT + "MP_HD_AC3_ISO"),
+        (TS, FT, H, "High", (1920, 800), 8_000_000, ("ac3", 6), AT + "HP_HD_AC3_ISO"),
+        (TS, FT, H, "Main", (640, 360), 1_000_000, ("mp3", 2), AT + "MP_SD_MPEG1_L3_ISO"),
+        (TS, FT, H, BL, (352, 288), 300_000, ("ac3", 2), AT + "BL_CIF15_AC3_ISO"),
+        (TS, FT, H, BL, (352, 288), 2_000_000, ("ac3", 2), AT + "BL_CIF30_AC3_ISO"),
+        (TS, FT, H, "Main", (1920, 1080), 343_948, ("aac", 1), None),  # =md
+        (TS, FT, H, CBL, (1920, 1080), 639_392, ("aac", 1), None),  # =md
+        (TS, FT, H, "High", (1920, 800), 8_000_000, ("mp3", 2), None),  # HP: AC-3 only
+        # broadcast sizes with AC-3: AVC_TS_HD_50_AC3 / HD_60_AC3 or not depends on the frame
+        # rate (not kept): no PN (minidlna names these 25p files MP_SD / MP_HD / HP_HD)
+        (TS, FT, H, "Main", (720, 576), 242_711, ("ac3", 1), None),
+        (TS, FT, H, CBL, (1920, 1080), 668_572, ("ac3", 1), None),
+        (TS, FT, H, "High", (1280, 720), 302_272, ("ac3", 1), None),
+        (TS, "a.m2ts", "h264", "Main", (640, 360), 1_000_000, ("ac3", 2), None),  # 192-byte TS?
+        (TS, "a.mts", "h264", "Main", (640, 360), 1_000_000, ("ac3", 2), None),
+        # MPEG-2
+        (PS, "a.mpg", V2, "Main", (720, 576), 1_543_873, ("mp2", 1), "MPEG_PS_PAL"),  # =md
+        (PS, "a.mpg", V2, "Main", (720, 480), 1_415_217, ("mp2", 1), "MPEG_PS_NTSC"),  # =md
+        (PS, "a.vob", V2, "Main", (720, 576), 5_000_000, ("ac3", 6), "MPEG_PS_PAL"),
+        (PS, "a.mpg", V2, "Main", (352, 288), 1_000_000, ("pcm_dvd", 2), "MPEG_PS_PAL"),
+        (PS, "a.mpg", V2, "Main", (1920, 1080), 9_000_000, ("mp2", 2), None),
+        (PS, "a.mpg", V2, "Main", (720, 576), 5_000_000, ("aac", 2), None),
+        (TS, "a.ts", V2, "Main", (720, 576), 1_609_143, ("mp2", 1), "MPEG_TS_SD_EU_ISO"),  # =md
+        (TS, "a.ts", V2, "Main", (720, 480), 5_000_000, ("ac3", 2), "MPEG_TS_SD_NA_ISO"),
+        (TS, "a.ts", V2, "Main", (1280, 720), 1_314_810, ("ac3", 1), "MPEG_TS_HD_NA_ISO"),  # =md
+        (TS, "a.ts", V2, "Main", (640, 360), 5_000_000, ("mp2", 2), None),
+        (TS, "a.ts", V2, "Main", (720, 576), 5_000_000, None, None),
+        (TS, "a.m2ts", V2, "Main", (1920, 1080), 9_000_000, ("ac3", 2), None),
+        ("avi", "a.avi", "mpeg4", None, (640, 480), 1_000_000, ("mp3", 2), None),
+    ],
+)  # fmt: skip
+def test_dlna_profile_name(
+    container: str,
+    name: str,
+    vcodec: str,
+    profile: str | None,
+    size: tuple[int, int],
+    rate: int | None,
+    audio: tuple[str, int | None] | None,
+    pn: str | None,
+) -> None:
+    media = _pn_media(vcodec, profile, size, rate, audio)
+    assert dlna.profile_name(container, media, name) == pn
+
+
+def test_dlna_profile_name_needs_facts() -> None:
+    assert dlna.profile_name("mp4", None, "a.mp4") is None
+    no_video = _pn_media("h264", "Main", (640, 480), 1_000_000)
+    assert dlna.profile_name("mp4", replace(no_video, video_codec=None), "a.mp4") is None
