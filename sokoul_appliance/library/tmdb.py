@@ -223,6 +223,7 @@ class TmdbEnricher:
         self.posters = 0
         self.last_pass_at: float | None = None
         self.running = False
+        self._pass_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -290,9 +291,12 @@ class TmdbEnricher:
         self.detail += f" Next try in {_human(pause)}."
 
     def snapshot(self) -> dict[str, Any]:
+        state, detail = self.state, self.detail
+        if state == "off" and self.last_pass_at is None and self._key():
+            state, detail = "starting", "TMDB look-ups start after the library scan."
         return {
-            "state": self.state,
-            "detail": self.detail,
+            "state": state,
+            "detail": detail,
             "matched": self.matched,
             "pending": self.pending,
             "missed": self.missed,
@@ -308,6 +312,10 @@ class TmdbEnricher:
         missing posters. Returns counts ({'matched', 'missed', 'details', 'posters'}, what
         this pass did). Never raises for TMDB's or the network's failures: they go into the
         status and set the time of the next try."""
+        async with self._pass_lock:
+            return await self._enrich()
+
+    async def _enrich(self) -> dict[str, int]:
         done = {"matched": 0, "missed": 0, "details": 0, "posters": 0}
         key = self._key()
         if not key or self.config is None:
@@ -377,17 +385,20 @@ class TmdbEnricher:
                 (kind, time.time() - self.config.miss_retry),
             )
         }
-        groups: dict[str, tuple[str, int | None, list[Any]]] = {}
-        for r in rows:
-            norm = normalize_title(r[1])
-            if not norm:
-                continue
-            key_ = f"{norm}|{r[2] or ''}"
-            if key_ in misses:
-                continue
-            groups.setdefault(key_, (r[1], r[2], []))[2].append(r[0])
+
+        def group() -> list[tuple[str, tuple[str, int | None, list[Any]]]]:
+            # (normalized title, year) -> its rows; guessit-free but 20k titles are not for
+            # the event loop
+            groups: dict[str, tuple[str, int | None, list[Any]]] = {}
+            for r in rows:
+                norm = normalize_title(r[1])
+                key_ = f"{norm}|{r[2] or ''}"
+                if norm and key_ not in misses:
+                    groups.setdefault(key_, (r[1], r[2], []))[2].append(r[0])
+            return list(groups.items())
+
         matched = missed = 0
-        todo = list(groups.items())
+        todo = await asyncio.to_thread(group)
         for start in range(0, len(todo), BATCH):
             chunk = todo[start : start + BATCH]
             results = await asyncio.gather(

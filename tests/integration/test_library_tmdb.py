@@ -547,3 +547,31 @@ async def _wait_library(c: Any, ok: Any, timeout: float = 30.0) -> dict[str, Any
             return dict(data)
         assert time.monotonic() < deadline, data
         await asyncio.sleep(0.2)
+
+
+async def test_a_pass_never_holds_the_event_loop(
+    bench: Bench, tmdb: FakeTmdb, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio's debug mode logs every callback longer than slow_callback_duration: 300 titles
+    to group and look up, posters to write, all off the loop (the double shares the loop)."""
+    import logging
+
+    for n in range(300):
+        p = bench.library / f"Movies/Film {n:03d} (2001)/Film {n:03d} (2001).mkv"
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"\0" * 100)
+    await bench.lib.scan(wait_probed=False)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.25  # debug mode itself is slow (a traceback per task)
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    try:
+        done = await bench.lib.tmdb.enrich()
+    finally:
+        loop.set_debug(False)
+    assert done["matched"] == 3 and done["missed"] == 301 and done["posters"] == 3
+    assert len(tmdb.requests("/3/search/")) == 304  # 303 movies, 1 show
+    slow = [
+        r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()
+    ]
+    assert slow == []
