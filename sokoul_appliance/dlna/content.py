@@ -20,10 +20,12 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sokoul_appliance.dlna import didl
 from sokoul_appliance.dlna.artwork import Artwork, find_artwork
 from sokoul_appliance.dlna.search import Node, matches, parse_criteria
+from sokoul_appliance.dlna.sort import Order
 from sokoul_appliance.library import Folder, LibraryItem, LibraryManager, Season, Show
 from sokoul_appliance.library.model import ROOT_FOLDER
 from sokoul_appliance.stream import StreamService, dlna
@@ -280,44 +282,84 @@ class ContentTree:
         c = await self._container(object_id)
         return Page(didl.document([didl.container_xml(c, flt)]), 1, 1)
 
+    async def _items(
+        self, order: Order | None, start: int, limit: int, default: str = "title", **scope: Any
+    ) -> tuple[int, list[LibraryItem]]:
+        """One page of the library's items in the asked order. A descending page is read as
+        the mirrored ascending page (the library keeps each order's list: the total is free)
+        and turned around."""
+        items = self.library.items
+        if order is None or not order.reverse:
+            sort = default if order is None else order.sort
+            return await items(sort=sort, offset=start, limit=limit, **scope)
+        total = (await items(sort=order.sort, limit=0, **scope))[0]
+        end = total - start
+        if end <= 0 or limit <= 0:
+            return total, []
+        first = max(0, end - limit)
+        _, page = await items(sort=order.sort, offset=first, limit=end - first, **scope)
+        return total, page[::-1]
+
     async def children(
-        self, object_id: str, start: int, count: int, client: Client, flt: didl.Filter
+        self,
+        object_id: str,
+        start: int,
+        count: int,
+        client: Client,
+        flt: didl.Filter,
+        order: Order | None = None,
     ) -> Page:
+        """Direct children, paged. ``order`` (SortCriteria) sorts items by it; containers
+        (shows, seasons, folders) follow dc:title only (ascending or descending) and keep
+        their own order for the other properties; the four top containers never move."""
         lib = self.library
         limit = _window(start, count)
         containers: list[didl.ContainerView] = []
         items: list[LibraryItem] = []
+        flip = order is not None and order.by_title and order.descending
         if object_id == ROOT:
             tops = [await self._container(cid) for cid, _ in TOP]
             total, containers = len(tops), tops[start : start + limit]
         elif object_id == MOVIES:
-            total, items = await lib.items(kind="movie", offset=start, limit=limit)
+            total, items = await self._items(order, start, limit, kind="movie")
         elif object_id == RECENT:
-            total, items = await lib.items(
-                sort="added", offset=start, limit=max(0, min(limit, RECENT_LIMIT - start))
-            )
-            total = min(total, RECENT_LIMIT)
+            if order is None:
+                total, items = await lib.items(
+                    sort="added", offset=start, limit=max(0, min(limit, RECENT_LIMIT - start))
+                )
+                total = min(total, RECENT_LIMIT)
+            else:
+                recent = (await lib.items(sort="added", limit=RECENT_LIMIT))[1]
+                total, items = len(recent), order.sorted(recent)[start:][:limit]
         elif object_id == SHOWS:
             shows = await lib.shows()
+            if flip:
+                shows.reverse()
             total, containers = len(shows), [self._show_view(s) for s in shows[start:][:limit]]
         else:
             found = await lib.resolve(object_id)
             if isinstance(found, Show):
                 seasons = await lib.seasons(found.id)
+                if flip:
+                    seasons.reverse()
                 total = len(seasons)
                 containers = [self._season_view(s) for s in seasons[start:][:limit]]
             elif isinstance(found, Season):
                 episodes = await lib.episodes(found.show_id, found.number)
+                if order is not None:
+                    episodes = order.sorted(episodes)
                 total, items = len(episodes), episodes[start:][:limit]
             elif isinstance(found, Folder):
                 n = await lib.subfolder_count(found.id)
                 if start < n:
-                    subs = await lib.subfolders(found.id, start, limit)
+                    take = min(limit, n - start)
+                    if flip:
+                        subs = (await lib.subfolders(found.id, n - start - take, take))[::-1]
+                    else:
+                        subs = await lib.subfolders(found.id, start, take)
                     containers = [self._folder_view(f) for f in subs]
                 rest = limit - len(containers)
-                n_items, items = await lib.items(
-                    folder=found.id, sort="title", offset=max(0, start - n), limit=rest
-                )
+                n_items, items = await self._items(order, max(0, start - n), rest, folder=found.id)
                 total = n + n_items
             elif object_id == ROOT_FOLDER:  # an empty library has no folder rows
                 total = 0
@@ -339,9 +381,11 @@ class ContentTree:
         count: int,
         client: Client,
         flt: didl.Filter,
+        order: Order | None = None,
     ) -> Page:
         """Video items under the container whose properties match (SearchCriteriaError for
-        criteria we cannot read). Containers are never search results."""
+        criteria we cannot read), by title unless ``order`` says otherwise. Containers are
+        never search results."""
         node = parse_criteria(criteria)
         scope: dict[str, object] = {}
         if container_id in (ROOT, RECENT, SHOWS) or container_id == ROOT_FOLDER:
@@ -360,19 +404,24 @@ class ContentTree:
             else:
                 raise NoSuchObject(container_id)
         limit = _window(start, count)
+        sort = "title" if order is None else order.sort
+        reverse = order is not None and order.reverse
         hits: list[LibraryItem] = []
         total = 0
         offset = 0
         while True:
-            n, page = await self.library.items(offset=offset, limit=PAGE_MAX, **scope)  # type: ignore[arg-type]
+            n, page = await self.library.items(sort=sort, offset=offset, limit=PAGE_MAX, **scope)  # type: ignore[arg-type]
             for item in page:
                 if matches(node, self._properties(item)):
-                    if start <= total < start + limit:
+                    # back to front: every match is kept (ids only would need a second read)
+                    if reverse or start <= total < start + limit:
                         hits.append(item)
                     total += 1
             offset += len(page)
             if not page or offset >= n:
                 break
+        if reverse:
+            hits = hits[::-1][start : start + limit]
         if hits and flt.wants("upnp:albumArtURI"):
             await self.load_artwork(hits)
         parts = [

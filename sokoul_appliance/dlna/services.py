@@ -26,6 +26,7 @@ from sokoul_appliance.dlna import didl
 from sokoul_appliance.dlna.content import ROOT, Client, ContentTree, NoSuchObject, Page
 from sokoul_appliance.dlna.metrics import DlnaMetrics
 from sokoul_appliance.dlna.search import SearchCriteriaError
+from sokoul_appliance.dlna.sort import SORT_CAPABILITIES, parse_sort
 
 CLIENT: contextvars.ContextVar[Client] = contextvars.ContextVar("dlna_client")
 
@@ -130,7 +131,7 @@ class ContentDirectoryService(UpnpServerService):
                 page = await self.tree.metadata(ObjectID, client, flt)
             else:
                 page = await self.tree.children(
-                    ObjectID, StartingIndex, RequestedCount, client, flt
+                    ObjectID, StartingIndex, RequestedCount, client, flt, parse_sort(SortCriteria)
                 )
         except NoSuchObject:
             raise upnp_error(NO_SUCH_OBJECT, "No such object") from None
@@ -180,6 +181,7 @@ class ContentDirectoryService(UpnpServerService):
                 RequestedCount,
                 CLIENT.get(),
                 didl.Filter.parse(Filter),
+                parse_sort(SortCriteria),
             )
         except SearchCriteriaError as e:
             raise upnp_error(INVALID_SEARCH, f"Unsupported or invalid search criteria: {e}") \
@@ -203,8 +205,8 @@ class ContentDirectoryService(UpnpServerService):
         out_args={"SortCaps": "SortCapabilities"},
     )
     async def get_sort_capabilities(self) -> dict[str, Any]:
-        # results come in one fixed order (titles; episodes by number): no client sorting
-        return {"SortCaps": ""}
+        # exactly what SortCriteria can order by (sort.py); other properties are ignored
+        return {"SortCaps": SORT_CAPABILITIES}
 
     @callable_action(
         name="GetSystemUpdateID",

@@ -480,11 +480,79 @@ async def test_malformed_soap_gets_upnp_errors(rig: Rig) -> None:
     assert n == 4
 
 
+async def test_sort_criteria(rig: Rig) -> None:
+    async def page(
+        object_id: str, sort: str, start: int = 0, count: int = 0
+    ) -> tuple[list[str], int]:
+        a = await soap(
+            rig, "Browse",
+            {"ObjectID": object_id, "BrowseFlag": "BrowseDirectChildren", "Filter": "*",
+             "StartingIndex": start, "RequestedCount": count, "SortCriteria": sort},
+        )  # fmt: skip
+        assert a.status == 200 and a.error is None, (object_id, sort, a)
+        return titles(ET.fromstring(a.out["Result"])), int(a.out["TotalMatches"])
+
+    names, total = await page("movies", "")
+    assert total == 3 and [t.split(" (")[0] for t in names][1:] == ["Heat", "Inception"]
+    assert await page("movies", "+dc:title") == (names, 3)
+    assert await page("movies", "-dc:title") == (names[::-1], 3)
+    # descending pages line up, past the end is empty
+    one_by_one = [(await page("movies", "-dc:title", i, 1))[0][0] for i in range(3)]
+    assert one_by_one == names[::-1]
+    assert await page("movies", "-dc:title", 1, 5) == (names[::-1][1:], 3)
+    assert await page("movies", "-dc:title", 3, 5) == ([], 3)
+    # the first property we sort by decides; the others and unknown ones are ignored (no 709)
+    assert (await page("movies", "+upnp:class,-dc:title,+dc:date"))[0] == names[::-1]
+    assert (await page("movies", " +upnp:artist , nonsense,,-,+"))[0] == names
+    assert (await page("movies", "-DC:Title"))[0] == names[::-1]
+    # dc:date is when the item was added: a movie added later is the newest
+    new = rig.lib_dir / "Movies/Alien (1979)/Alien (1979).mp4"
+    new.parent.mkdir()
+    shutil.copyfile(rig.lib_dir / "Movies/Inception (2010)/Inception (2010).mp4", new)
+    await rig.lib.scan()
+    newest, total = await page("movies", "-dc:date")
+    assert total == 4 and newest[0] == "Alien (1979)"
+    oldest, _ = await page("movies", "+dc:date")
+    assert oldest == newest[::-1]
+    assert (await page("movies", "+dc:date", 3, 1))[0] == ["Alien (1979)"]
+    # recently added: the same 100 newest, in the asked order
+    recent, n = await page("recent", "")
+    assert recent[0] == "Alien (1979)" and n == 7
+    by_title, _ = await page("recent", "+dc:title")
+    assert sorted(by_title) == sorted(recent) and by_title != recent
+    assert (await page("recent", "-dc:title"))[0] == by_title[::-1]
+    assert (await page("recent", "+dc:date"))[0] == recent[::-1]
+    # containers follow dc:title: shows, seasons, folders (folders stay before items)
+    shows, _, _ = await browse(rig, "shows")
+    show = ids(shows)[0]
+    assert (await page(show, "-dc:title"))[0] == ["Season 2", "Season 1"]
+    assert (await page(show, "-upnp:episodeNumber"))[0] == ["Season 1", "Season 2"]
+    assert (await page("fo-root", "-dc:title"))[0] == ["Shows", "Movies"]
+    seasons, _, _ = await browse(rig, show)
+    episodes, _ = await page(ids(seasons)[0], "-upnp:episodeNumber")
+    assert [t.split(" - ")[1] for t in episodes] == ["S01E02", "S01E01"]
+    episodes, _ = await page(ids(seasons)[0], "+upnp:originalTrackNumber")
+    assert [t.split(" - ")[1] for t in episodes] == ["S01E01", "S01E02"]
+    folders, _, _ = await browse(rig, "fo-root")
+    movie_folders, n = await page(ids(folders)[0], "-dc:title")
+    assert n == 4 and movie_folders == sorted(movie_folders, key=str.casefold, reverse=True)
+    # Search takes SortCriteria too
+    a = await soap(
+        rig, "Search",
+        {"ContainerID": "movies", "SearchCriteria": "*", "Filter": "*", "StartingIndex": 1,
+         "RequestedCount": 2, "SortCriteria": "-dc:title"},
+    )  # fmt: skip
+    found = titles(ET.fromstring(a.out["Result"]))
+    everything, _ = await page("movies", "-dc:title")
+    assert (found, a.out["TotalMatches"]) == (everything[1:3], "4")
+
+
 async def test_connection_manager_and_capabilities(rig: Rig) -> None:
     a = await soap(rig, "GetSearchCapabilities", {})
     assert {"upnp:class", "dc:title"} <= set(a.out["SearchCaps"].split(","))
     a = await soap(rig, "GetSortCapabilities", {})
-    assert a.status == 200 and a.out["SortCaps"] == ""
+    assert a.status == 200
+    assert a.out["SortCaps"] == "dc:title,dc:date,upnp:episodeNumber,upnp:originalTrackNumber"
     a = await soap(rig, "GetProtocolInfo", {}, service=CMS)
     source = a.out["Source"].split(",")
     assert {"http-get:*:video/mp4:*", "http-get:*:video/x-matroska:*"} <= set(source)

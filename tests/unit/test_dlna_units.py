@@ -282,3 +282,26 @@ def test_find_artwork_by_name(tmp_path: Path) -> None:
     (video.parent / "FOLDER.JPG").unlink()
     (video.parent / "poster.jpg").symlink_to(outside)  # a link out of the folder is ignored
     assert find_artwork(video) is None
+
+
+def test_sort_criteria_reading() -> None:
+    from sokoul_appliance.dlna.sort import SORT_CAPABILITIES, Order, parse_sort
+
+    assert parse_sort("+dc:title") == Order("dc:title", "title", False, False)
+    assert parse_sort("-dc:title") == Order("dc:title", "title", True, True)
+    assert parse_sort("dc:title") == Order("dc:title", "title", False, False)  # no sign: +
+    # the library's 'added' is newest first: -dc:date reads it as it is, +dc:date backwards
+    assert parse_sort("-dc:date") == Order("dc:date", "added", False, True)
+    assert parse_sort("+dc:date") == Order("dc:date", "added", True, False)
+    assert parse_sort("+upnp:episodeNumber") == Order("upnp:episodeNumber", "episode", False, False)
+    assert parse_sort("-upnp:originalTrackNumber") == Order(
+        "upnp:originalTrackNumber", "episode", True, True
+    )
+    # the first property we sort by decides; unknown ones and junk are skipped
+    assert parse_sort("+upnp:class, -dc:title,+dc:date") == Order("dc:title", "title", True, True)
+    assert parse_sort(" - DC:TITLE ") == Order("dc:title", "title", True, True)
+    for nothing in ("", None, ",,", "+", "-", "+upnp:artist", "+res@size,-upnp:album"):
+        assert parse_sort(nothing) is None, nothing
+    assert SORT_CAPABILITIES.split(",") == [
+        "dc:title", "dc:date", "upnp:episodeNumber", "upnp:originalTrackNumber"
+    ]  # fmt: skip
