@@ -43,6 +43,7 @@ MAX_POSTER_BYTES = 5 * 1024 * 1024
 BATCH = 8  # look-ups between two commits
 _YEAR = re.compile(r"^(\d{4})")
 _POSTER_PATH = re.compile(r"^/[A-Za-z0-9_-]{1,100}\.(jpg|jpeg|png)$")
+_POSTER_FILE = re.compile(r"^(movie|tv)-[0-9]{1,12}\.(jpg|png)$")  # ours, in the cache
 
 
 @dataclass(frozen=True)
@@ -309,14 +310,14 @@ class TmdbEnricher:
 
     async def enrich(self) -> dict[str, int]:
         """One pass: search what has no TMDB id, fetch details of ids without them, fetch
-        missing posters. Returns counts ({'matched', 'missed', 'details', 'posters'}, what
-        this pass did). Never raises for TMDB's or the network's failures: they go into the
-        status and set the time of the next try."""
+        missing posters, forget what nothing refers to. Returns counts ({'matched', 'missed',
+        'details', 'posters', 'pruned'}, what this pass did). Never raises for TMDB's or the
+        network's failures: they go into the status and set the time of the next try."""
         async with self._pass_lock:
             return await self._enrich()
 
     async def _enrich(self) -> dict[str, int]:
-        done = {"matched": 0, "missed": 0, "details": 0, "posters": 0}
+        done = {"matched": 0, "missed": 0, "details": 0, "posters": 0, "pruned": 0}
         key = self._key()
         if not key or self.config is None:
             self.state = "off"
@@ -339,6 +340,7 @@ class TmdbEnricher:
                 done["details"] = await self._fill_details(key)
                 done["posters"] = await self._fetch_posters()
                 changed += done["posters"]
+                done["pruned"] = await self._prune()
             except TmdbError as e:
                 self._failed(str(e), e.retry_after)
                 log.warning("TMDB: %s", e)
@@ -540,6 +542,41 @@ class TmdbEnricher:
             if problem is not None:
                 raise problem
         return done
+
+    async def _prune(self) -> int:
+        """Forget what no item or show refers to any more (an unavailable item still does):
+        its row and its poster file; and files in the cache no row names. Returns the files
+        removed."""
+        assert self.config is not None
+        async with self.store.transaction() as db:
+            await db.execute(
+                "DELETE FROM library_tmdb WHERE (kind = 'movie' AND tmdb_id NOT IN "
+                "(SELECT tmdb_id FROM library_items WHERE tmdb_id IS NOT NULL)) OR "
+                "(kind = 'tv' AND tmdb_id NOT IN "
+                "(SELECT tmdb_id FROM library_shows WHERE tmdb_id IS NOT NULL))"
+            )
+        keep = {
+            r[0]
+            for r in await self.store.fetchall(
+                "SELECT poster_file FROM library_tmdb WHERE poster_file IS NOT NULL"
+            )
+        }
+        folder = self.config.posters
+
+        def remove() -> int:
+            removed = 0
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                return 0
+            for name in names:
+                if _POSTER_FILE.match(name) and name not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / name).unlink()
+                        removed += 1
+            return removed
+
+        return await asyncio.to_thread(remove)
 
     async def _poster(self, kind: str, tmdb_id: int, poster_path: str) -> str | None:
         """Fetch one poster into the cache; its file name, or None when TMDB has none."""

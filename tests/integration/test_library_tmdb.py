@@ -293,7 +293,7 @@ async def test_no_key_asks_nothing(bench: Bench, tmdb: FakeTmdb) -> None:
     bench.key[0] = ""
     before = await _rows(bench.store)
     done = await bench.lib.tmdb.enrich()
-    assert done == {"matched": 0, "missed": 0, "details": 0, "posters": 0}
+    assert done == {"matched": 0, "missed": 0, "details": 0, "posters": 0, "pruned": 0}
     assert tmdb.seen == []
     assert await _rows(bench.store) == before
     snap = bench.lib.snapshot()["tmdb"]
@@ -307,7 +307,7 @@ async def test_match_by_search_then_by_id_and_posters_cached(bench: Bench, tmdb:
         done = await bench.lib.tmdb.enrich()
         update = updates.queue.get_nowait()
     # Inception + Big Buck Bunny + the Severance episode matched; Zorblax is not on TMDB
-    assert done == {"matched": 3, "missed": 1, "details": 0, "posters": 3}
+    assert done == {"matched": 3, "missed": 1, "details": 0, "posters": 3, "pruned": 0}
     assert isinstance(update, LibraryUpdated) and update.changed == 6
     searches = sorted(
         (s.path, s.query["query"], s.query.get("year") or s.query.get("first_air_date_year"))
@@ -357,6 +357,22 @@ async def test_match_by_search_then_by_id_and_posters_cached(bench: Bench, tmdb:
         "/3/movie/10378", "/3/movie/27205", "/3/tv/95396"
     ]  # fmt: skip
     assert (bench.posters / "movie-27205.png").read_bytes() == tmdb.posters["/inception.png"]
+
+    # a movie that leaves the library: its details and poster go with it at the next pass;
+    # a stray file of ours goes, anything else in the folder stays
+    gone = bench.library / "Movies/Inception (2010)"
+    for f in gone.iterdir():
+        f.unlink()
+    gone.rmdir()
+    (bench.posters / "movie-999.jpg").write_bytes(b"stale")
+    (bench.posters / "README").write_text("not ours")
+    await bench.lib.scan(wait_probed=False)
+    done = await bench.lib.tmdb.enrich()
+    assert done["pruned"] == 2
+    assert sorted(p.name for p in bench.posters.iterdir()) == [
+        "README", "movie-10378.png", "tv-95396.png"
+    ]  # fmt: skip
+    assert await bench.store.scalar("SELECT COUNT(*) FROM library_tmdb") == 2
 
 
 async def test_v4_read_token_goes_in_the_authorization_header(bench: Bench, tmdb: FakeTmdb) -> None:
