@@ -320,11 +320,13 @@ class TmdbEnricher:
         done = {"matched": 0, "missed": 0, "details": 0, "posters": 0, "pruned": 0}
         key = self._key()
         if not key or self.config is None:
+            self._retry_at = None  # nothing to retry: the next pass comes with a scan or a key
             self.state = "off"
             self.detail = (
                 "No TMDB key is set: titles come from the file names only."
                 if self.config is not None
-                else "TMDB look-ups are off here (a simulated board without SOKOUL_TMDB_URL)."
+                else "TMDB look-ups are not set up here (on a simulated board, SOKOUL_TMDB_URL "
+                "names a TMDB to use)."
             )
             await self._count()
             return done

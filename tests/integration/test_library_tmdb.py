@@ -464,6 +464,14 @@ async def test_background_pass_after_a_scan_and_on_a_new_key(bench: Bench, tmdb:
             assert time.monotonic() < deadline, bench.lib.snapshot()["tmdb"]
             await asyncio.sleep(0.05)
         assert bench.lib.snapshot()["tmdb"]["matched"] == 3
+        # the key removed while a retry was due: off, and the runner waits (no spinning)
+        bench.lib.tmdb._retry_at = time.monotonic() - 1
+        bench.key[0] = ""
+        bench.bus.publish(SettingsChanged(("content.tmdb_api_key",)))
+        while bench.lib.snapshot()["tmdb"]["state"] != "off":
+            assert time.monotonic() < deadline, bench.lib.snapshot()["tmdb"]
+            await asyncio.sleep(0.05)
+        assert bench.lib.tmdb._retry_at is None
     finally:
         await bench.lib.stop()
 
