@@ -261,9 +261,14 @@ class LibraryManager:
             return "error", self.last_error
         if self.last_scan is None:
             return "starting", "The first library scan is running."
+
+        def n(count: int, one: str, many: str) -> str:
+            return f"{count} {one if count == 1 else many}"
+
         detail = (
-            f"{self._counts[MOVIE]} movies, {self._counts[EPISODE]} episodes, "
-            f"{self._counts[OTHER]} other videos ({total} in all)."
+            f"{n(self._counts[MOVIE], 'movie', 'movies')}, "
+            f"{n(self._counts[EPISODE], 'episode', 'episodes')}, "
+            f"{n(self._counts[OTHER], 'other video', 'other videos')} ({total} in all)."
         )
         if self._missing_roots:
             return "degraded", detail + " Not reachable now: " + ", ".join(self._missing_roots)
