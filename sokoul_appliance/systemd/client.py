@@ -343,8 +343,7 @@ class SystemdClient:
             bus = self._bus
             if bus is None or not bus.connected:
                 raise SystemdUnavailable(
-                    f"Cannot {what}: not connected to systemd (the system D-Bus at "
-                    f"{self.address})."
+                    f"Cannot {what}: not connected to systemd (the system D-Bus at {self.address})."
                 )
         limit = timeout if timeout is not None else self.timeout
         message = Message(
