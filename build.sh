@@ -145,6 +145,7 @@ cmd_test() {
   local py="$VENV/bin/python" t0=$SECONDS
   say "lint: ruff"
   "$VENV/bin/ruff" check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests"
+  "$VENV/bin/ruff" format --check "$REPO/sokoul_appliance" "$REPO/image" "$REPO/first_boot" "$REPO/tests" "$REPO/bench"
   say "types: mypy"
   "$VENV/bin/mypy" --no-error-summary "$REPO/sokoul_appliance" "$REPO/image/sokoul_image" \
     "$REPO/first_boot/sokoul_first_boot.py"
