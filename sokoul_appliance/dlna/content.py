@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import time
 import tomllib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,11 @@ RECENT_LIMIT = 100
 ART_WAIT = 0.015  # the most a Browse page waits for its poster look-up
 ART_TTL = 300.0  # seconds a looked-up (or missing) poster is trusted before a new look
 PAGE_MAX = 1000  # the most objects one Browse returns (RequestedCount 0 = "as many as you can")
+FRAGMENTS_KEPT = 10_000  # DIDL <item> fragments remembered (~1 kB each with its key)
 TOP = ((MOVIES, "Movies"), (SHOWS, "Shows"), (RECENT, "Recently added"), (ROOT_FOLDER, "Folders"))
+
+
+_NO_ART: tuple[float, Artwork | None] = (0.0, None)
 
 
 class NoSuchObject(LookupError):
@@ -97,6 +102,7 @@ class ContentTree:
         self.stream = stream
         self.options = dict(options or {})
         self._choices: dict[tuple[object, ...], tuple[str, bool]] = {}
+        self._fragments: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._art: dict[str, tuple[float, Artwork | None]] = {}  # item id -> (until, art)
         self._looking: set[str] = set()
         self._lookups: set[asyncio.Future[list[Artwork | None]]] = set()
@@ -201,6 +207,29 @@ class ContentTree:
             album_art=(f"{base}/art/{item.id}", art.profile) if art is not None else None,
             caption=caption,
         )
+
+    def item_fragment(
+        self, item: LibraryItem, parent_id: str, client: Client, flt: didl.Filter
+    ) -> str:
+        """``item_xml(item_view(…))``, remembered. The key holds everything the fragment is
+        made of (the item's shown facts, its poster, the client's profile, address and caption
+        wish, the Filter), so a changed item, poster or client misses instead of going stale;
+        no invalidation needed. A page of 100 seen before costs 100 look-ups instead of 100
+        builds (Browse latency; a TV browses the same pages back and forth). The oldest go
+        first past FRAGMENTS_KEPT."""
+        key = (
+            item.id, parent_id, client.profile.name, client.base_url, client.caption_header,
+            flt, item.display_title, item.year, item.size, item.duration, item.container,
+            item.rel_path, item.media, bool(item.sidecars), self._art.get(item.id, _NO_ART)[1],
+        )  # fmt: skip
+        fragments = self._fragments
+        hit = fragments.get(key)
+        if hit is None:
+            hit = didl.item_xml(self.item_view(item, parent_id, client, flt), flt)
+            fragments[key] = hit
+            if len(fragments) > FRAGMENTS_KEPT:
+                fragments.popitem(last=False)
+        return hit
 
     def _choice(self, item: LibraryItem, profile: ClientProfile) -> tuple[str, bool]:
         """(res@protocolInfo, direct play?) from the streamer's choice for this client. The
@@ -368,7 +397,7 @@ class ContentTree:
         if items and flt.wants("upnp:albumArtURI"):
             await self.load_artwork(items)
         parts = [didl.container_xml(c, flt) for c in containers]
-        parts += [didl.item_xml(self.item_view(i, object_id, client, flt), flt) for i in items]
+        parts += [self.item_fragment(i, object_id, client, flt) for i in items]
         return Page(didl.document(parts), len(parts), total)
 
     # ---- Search ----------------------------------------------------------------------------
@@ -424,9 +453,7 @@ class ContentTree:
             hits = hits[::-1][start : start + limit]
         if hits and flt.wants("upnp:albumArtURI"):
             await self.load_artwork(hits)
-        parts = [
-            didl.item_xml(self.item_view(i, self.natural_parent(i), client, flt), flt) for i in hits
-        ]
+        parts = [self.item_fragment(i, self.natural_parent(i), client, flt) for i in hits]
         return Page(didl.document(parts), len(parts), total)
 
     @staticmethod

@@ -547,6 +547,35 @@ async def test_sort_criteria(rig: Rig) -> None:
     assert (found, a.out["TotalMatches"]) == (everything[1:3], "4")
 
 
+async def test_remembered_fragments_follow_the_item_and_the_client(rig: Rig) -> None:
+    """The DIDL of an item is remembered per item facts and client: a sidecar added by a scan,
+    another address in the Host header, another profile each give a fresh fragment."""
+    samsung = {"User-Agent": SAMSUNG_UA, "getCaptionInfo.sec": "1"}
+    inception = await _item(rig, "inception")
+
+    async def inception_el(headers: dict[str, str]) -> ET.Element:
+        page, _, _ = await browse(rig, "movies", headers=headers)
+        return next(el for el in page if el.attrib["id"] == inception.id)
+
+    before = await inception_el(samsung)
+    assert before.find("sec:CaptionInfoEx", NS) is None
+    assert (await inception_el(samsung)).find("sec:CaptionInfoEx", NS) is None  # remembered
+    (rig.lib_dir / "Movies/Inception (2010)/Inception (2010).en.srt").write_text(SRT)
+    await rig.lib.scan()
+    after = await inception_el(samsung)
+    caption = after.find("sec:CaptionInfoEx", NS)
+    assert caption is not None and caption.text == f"{rig.base}/subtitles/{inception.id}/0.srt"
+    other = await inception_el({**samsung, "Host": "10.0.1.1:8200"})
+    res = other.find("d:res", NS)
+    assert res is not None and res.text == f"http://10.0.1.1:8200/stream/{inception.id}"
+    lg = await inception_el({"User-Agent": LG_UA})
+    assert [r.attrib["protocolInfo"].split(":")[2] for r in lg.findall("d:res", NS)] == [
+        "video/mp4",
+        "text/srt",
+    ]  # LG: the caption as a second res, no sec:
+    assert lg.find("sec:CaptionInfoEx", NS) is None
+
+
 async def test_connection_manager_and_capabilities(rig: Rig) -> None:
     a = await soap(rig, "GetSearchCapabilities", {})
     assert {"upnp:class", "dc:title"} <= set(a.out["SearchCaps"].split(","))
