@@ -234,15 +234,20 @@ class StreamService:
         target = profile.transcode
         pn = None
         if plan.mode == REMUX and item.media is not None:
-            # the video is copied: its facts are the file's; the audio copied or re-encoded
-            # to the target's codec and channels. A transcode gets no PN: its profile, size
-            # and rate are the encoder's (a board hook may differ from libx264's High)
+            # the video is copied: its facts are the file's. The audio is copied, or the
+            # target's codec and channels, and always the target's after a time seek (see
+            # transcode.ffmpeg_argv): a PN only when both name the same profile. A transcode
+            # gets no PN: its profile, size and rate are the encoder's (a board hook may
+            # differ from libx264's High)
             media = item.media
-            if not plan.copy_audio and media.audio:
+            converted = media
+            if media.audio:
                 first = media.audio[0]
                 out = replace(first, codec=target.audio_codec, channels=target.audio_channels)
-                media = replace(media, audio=(out, *media.audio[1:]))
-            pn = dlna.profile_name(target.container, media)
+                converted = replace(media, audio=(out, *media.audio[1:]))
+            pn = dlna.profile_name(target.container, converted)
+            if plan.copy_audio and dlna.profile_name(target.container, media) != pn:
+                pn = None
         mime = profile.mime_for(target.container, "video/mp2t")
         features = dlna.content_features(pn, dlna.OP_TIMESEEK, converted=True)
         return plan, StreamChoice(plan.mode, path, mime, features, None)

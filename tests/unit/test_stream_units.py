@@ -314,3 +314,42 @@ def test_dlna_profile_name_needs_facts() -> None:
     assert dlna.profile_name("mp4", None, "a.mp4") is None
     no_video = _pn_media("h264", "Main", (640, 480), 1_000_000)
     assert dlna.profile_name("mp4", replace(no_video, video_codec=None), "a.mp4") is None
+
+
+def test_converted_streams_name_a_profile_only_when_sure(tmp_path: Path) -> None:
+    """A remux keeps the file's video: named when the audio it sends (copied, or the target's
+    after a time seek) gives the same name either way; a transcode is never named."""
+    from prometheus_client import CollectorRegistry
+
+    from sokoul_appliance.host import Host
+    from sokoul_appliance.library.model import LibraryItem
+    from sokoul_appliance.stream import StreamService
+
+    service = StreamService(Host(tmp_path), None, CollectorRegistry())  # type: ignore[arg-type]
+    generic = service.profile_for(None)
+
+    def item(media: MediaInfo, name: str) -> LibraryItem:
+        return LibraryItem(
+            id="it-0123456789abcdef", kind="movie", title="X", year=None, show_id=None,
+            show_title=None, season=None, episode=None, episode_title=None,
+            rel_path=f"Movies/{name}", root="/srv/media/library", folder_id="fo-1", size=1,
+            mtime_ns=0, duration=60.0, container=media.container,
+            video_codec=media.video_codec, width=media.width, height=media.height, media=media,
+            sidecars=(), probe_error=None, available=True, added_at=0.0,
+        )  # fmt: skip
+
+    main_ac3 = _pn_media("h264", "Main", (640, 360), 1_000_000, ("ac3", 2), "matroska,webm")
+    # MKV → remux to MPEG-TS: AC-3 copied would be AVC_TS_MP_SD_AC3_ISO, but after a seek the
+    # audio is AAC (unnamed in a TS): no PN
+    plan, choice = service.choose(item(main_ac3, "a.mkv"), generic, force=True)
+    assert plan.mode == REMUX and plan.copy_audio
+    assert "DLNA.ORG_PN" not in choice.content_features
+    # direct play of the same facts in a TS file: named
+    ts = replace(main_ac3, container="mpegts")
+    plan, choice = service.choose(item(ts, "a.ts"), generic)
+    assert plan.mode == DIRECT
+    assert choice.content_features.startswith("DLNA.ORG_PN=AVC_TS_MP_SD_AC3_ISO;DLNA.ORG_OP=01")
+    # a transcode (HEVC) is never named
+    hevc = replace(main_ac3, video_codec="hevc")
+    plan, choice = service.choose(item(hevc, "a.mkv"), generic)
+    assert plan.mode == TRANSCODE and "DLNA.ORG_PN" not in choice.content_features
