@@ -100,16 +100,11 @@ def _local(tag: str) -> str:
 
 
 def _same_service(named: str, ours: str) -> bool:
-    """urn:…:service:ContentDirectory:1 names ours when the type matches (ignoring case) and
-    its version is not above ours (UDA: a control point may use an older version)."""
+    """urn:…:service:ContentDirectory:N names ours when the type matches (ignoring case), in
+    any version: a control point should send the version it discovered, but one that sends
+    another has still named this service, not garbage."""
     kind, _, version = named.rpartition(":")
-    our_kind, _, our_version = ours.rpartition(":")
-    if kind.casefold() != our_kind.casefold():
-        return False
-    try:
-        return 1 <= int(version) <= int(our_version)
-    except ValueError:
-        return False
+    return kind.casefold() == ours.rpartition(":")[0].casefold() and version.isdigit()
 
 
 def _split_soap_action(soap_action: str | None) -> tuple[str, str]:

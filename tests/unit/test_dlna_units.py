@@ -187,8 +187,9 @@ def test_envelope_reading() -> None:
     for header in (f'"{cds}#Browse"', f"{cds}#Browse", f' " {cds}#Browse" '):
         name, args = parse_envelope(body, header, cds)
         assert name == "Browse" and args == {"ObjectID": "0", "Filter": "*"}
-    # an older version of our service and another spelling of its type are ours
+    # another version of our service and another spelling of its type are ours
     assert parse_envelope(body, f'"{cds.upper()}#Browse"', cds.replace(":1", ":2"))[0] == "Browse"
+    assert parse_envelope(body, f'"{cds[:-1]}3#Browse"', cds)[0] == "Browse"
     no_ns = body.replace(b' xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1"', b"")
     assert parse_envelope(no_ns.replace(b"u:", b""), f'"{cds}#Browse"', cds)[0] == "Browse"
     for bad, header in (
@@ -207,7 +208,7 @@ def test_envelope_reading() -> None:
         (body, '"Browse"'),  # no service#action
         (body, f'"{cds}#"'),
         (body, '"urn:schemas-upnp-org:service:ConnectionManager:1#Browse"'),  # other service
-        (body, f'"{cds[:-1]}2#Browse"'),  # a newer version than ours
+        (body, f'"{cds[:-1]}x#Browse"'),  # no version number
         (body.replace(b"ContentDirectory:1", b"AVTransport:1"), f'"{cds}#Browse"'),
         (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', f"{cds}#Browse"),  # defusedxml refuses
     ):
