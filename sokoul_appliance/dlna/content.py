@@ -124,12 +124,18 @@ class ContentTree:
         if todo:
             root = self.library.host.root
 
-            def look() -> list[Artwork | None]:
+            def look(tmdb: dict[str, Path]) -> list[Artwork | None]:
                 # the scan's own relative paths under the host root (no '..': they come from
-                # the walk); find_artwork resolves only an image it is about to hand out
-                return [find_artwork(root / i.appliance_path.lstrip("/")) for i in todo]
+                # the walk); find_artwork resolves only an image it is about to hand out. A
+                # poster beside the file wins over the item's cached TMDB poster.
+                return [
+                    find_artwork(root / i.appliance_path.lstrip("/"), tmdb.get(i.id)) for i in todo
+                ]
 
-            task = asyncio.ensure_future(asyncio.to_thread(look))
+            async def lookup() -> list[Artwork | None]:
+                return await asyncio.to_thread(look, await self.library.tmdb_posters(todo))
+
+            task = asyncio.ensure_future(lookup())
             ids = {i.id for i in todo}
             self._looking |= ids
 

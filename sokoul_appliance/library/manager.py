@@ -859,6 +859,10 @@ class LibraryManager:
         """The item's cached TMDB poster file (None without one)."""
         return await self.tmdb.poster(item.id)
 
+    async def tmdb_posters(self, items: Sequence[LibraryItem]) -> dict[str, Path]:
+        """{item id: cached TMDB poster file} for those of ``items`` that have one."""
+        return await self.tmdb.poster_paths([i.id for i in items])
+
     async def real_path(self, item: LibraryItem) -> Path:
         """The item's file on this machine (through the host seam; resolved in a thread)."""
         return await asyncio.to_thread(self.host.path, item.appliance_path)

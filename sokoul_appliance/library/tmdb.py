@@ -764,6 +764,18 @@ class TmdbEnricher:
             for r in rows
         }
 
+    async def poster_paths(self, item_ids: list[str]) -> dict[str, Path]:
+        """Where the cached TMDB posters of these items are (one query, no file checks: the
+        caller reads them in a worker thread and treats a missing one as none)."""
+        if self.config is None or not item_ids:
+            return {}
+        posters = self.config.posters
+        return {
+            item_id: posters / facts["poster_file"]
+            for item_id, facts in (await self.details(item_ids)).items()
+            if facts["poster_file"]
+        }
+
     async def poster(self, item_id: str) -> Path | None:
         """The cached TMDB poster of an item, when there is one on disk."""
         if self.config is None:

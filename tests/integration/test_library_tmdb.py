@@ -13,7 +13,7 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -495,6 +495,26 @@ async def test_a_poster_beside_the_file_wins_for_dlna_art(bench: Bench) -> None:
     got = await asyncio.to_thread(art, inception, await bench.lib.tmdb_poster(inception))
     assert got is not None and got.path == bench.posters / "movie-27205.png"
     assert got.mime == "image/png" and got.profile == "PNG_TN"
+
+
+async def test_dlna_content_tree_hands_out_the_cached_poster(bench: Bench) -> None:
+    """The DLNA layer's poster look-up (upnp:albumArtURI, /art/{id}) falls back to the
+    item's cached TMDB poster; one beside the file still wins, an unmatched item has none."""
+    from sokoul_appliance.dlna.content import ContentTree
+
+    tree = ContentTree(bench.lib, cast(Any, None))
+    try:
+        _, items = await bench.lib.items(kind="movie")
+        by_title = {i.title: i for i in items}
+        await bench.lib.tmdb.enrich()
+        await tree.load_artwork(items, wait=None)
+        inception = await tree.artwork(by_title["Inception"])
+        assert inception is not None and inception.path == bench.posters / "movie-27205.png"
+        bunny = await tree.artwork(by_title["Big Buck Bunny"])
+        assert bunny is not None and bunny.path.name == "poster.png"
+        assert await tree.artwork(by_title["Zorblax Returns"]) is None
+    finally:
+        await tree.close()
 
 
 # ---- through the supervisor's API ----------------------------------------------------------
