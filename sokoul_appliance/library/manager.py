@@ -19,7 +19,7 @@ import secrets
 import time
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -67,6 +67,7 @@ _ORDERS = {
     "episode": "i.season, i.episode, i.rel_path",
 }
 _LISTS_KEPT = 32  # page lists kept (filters x sorts); 20k items: 160 kB each
+_ITEMS_KEPT = 5000  # LibraryItems kept for pages read again (~1-2 kB each)
 _ITEM_SELECT = (
     "SELECT i.*, s.title AS show_title FROM library_items i "
     "LEFT JOIN library_shows s ON s.id = i.show_id"
@@ -158,6 +159,11 @@ class LibraryManager:
         self.scanning = False
         self._counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._generation = 0  # bumps after every committed write to library_items
+        # rowid -> LibraryItem of pages read lately (a TV scrolling back and forth reads the
+        # same pages again); dropped whole by _written(), per row by a probe batch. A read
+        # that raced a write (_item_generation moved) is not kept.
+        self._items_kept: OrderedDict[int, LibraryItem] = OrderedDict()
+        self._item_generation = 0
         self._lists: OrderedDict[tuple[str, tuple[Any, ...], str], tuple[int, array[int]]] = (
             OrderedDict()
         )
@@ -499,6 +505,7 @@ class LibraryManager:
                             )
                     # no _written(): a probe changes no column a page list filters or sorts
                     # on, so the kept lists stay valid while a long first probe pass runs
+                    self._items_changed(d.num for d in done)
                     n_failed = sum(1 for d in done if d.probe_error)
                     probed, failures = probed + len(done), failures + n_failed
                     self.metrics.probe_failures.inc(n_failed)
@@ -701,12 +708,49 @@ class LibraryManager:
         page = nums[offset : offset + limit]
         if not page:
             return len(nums), []
-        rows = await self.store.fetchall(
-            f"{_ITEM_SELECT} WHERE i.num IN ({', '.join('?' * len(page))})", tuple(page)
-        )
-        by_num = {r["num"]: r for r in rows}
-        # a row deleted since the list was read (a write racing this read) is left out
-        return len(nums), [LibraryItem.from_row(by_num[n]) for n in page if n in by_num]
+        return len(nums), await self._page_items(page)
+
+    async def _page_items(self, page: Sequence[int]) -> list[LibraryItem]:
+        """The items of these rowids in this order: kept ones as they are, the others read by
+        primary key (one query) and kept. A row deleted since the list was read (a write
+        racing this read) is left out."""
+        kept = self._items_kept
+        generation = self._item_generation
+        hits = {n: kept[n] for n in page if n in kept}
+        missing = [n for n in page if n not in hits]
+        fresh: dict[int, LibraryItem] = {}
+        if missing:
+            rows = await self.store.fetchall(
+                f"{_ITEM_SELECT} WHERE i.num IN ({', '.join('?' * len(missing))})",
+                tuple(missing),
+            )
+            if generation != self._item_generation and hits:
+                # a write landed while we read: do not mix kept items from before it with
+                # rows from after it; read the whole page again
+                hits = {}
+                rows = await self.store.fetchall(
+                    f"{_ITEM_SELECT} WHERE i.num IN ({', '.join('?' * len(page))})",
+                    tuple(page),
+                )
+            fresh = {r["num"]: LibraryItem.from_row(r) for r in rows}
+            if generation == self._item_generation:
+                kept.update(fresh)
+                while len(kept) > _ITEMS_KEPT:
+                    kept.popitem(last=False)
+        for n in hits:
+            kept.move_to_end(n)
+        out = []
+        for n in page:
+            item = hits.get(n) or fresh.get(n)
+            if item is not None:
+                out.append(item)
+        return out
+
+    def _items_changed(self, nums: Iterable[int]) -> None:
+        """Rows rewritten in place (a probe batch): their kept items are stale."""
+        self._item_generation += 1
+        for n in nums:
+            self._items_kept.pop(n, None)
 
     async def _ordered(self, clause: str, params: tuple[Any, ...], order: str) -> array[int]:
         """Every matching item's rowid in page order, read once per library generation and
@@ -733,6 +777,8 @@ class LibraryManager:
         """After every committed write to library_items: the kept page lists are stale."""
         self._generation += 1
         self._lists.clear()
+        self._item_generation += 1
+        self._items_kept.clear()
 
     async def search(self, query: str, limit: int = 50) -> list[LibraryItem]:
         """FTS5 prefix search; when it finds nothing, titles close to the words (typos:

@@ -490,6 +490,8 @@ async def test_items_are_browsable_before_their_probe_and_filled_in_by_it(
         inception = after[2]
         assert inception.video_codec == "h264" and inception.duration is not None
         assert after[0].probe_error is not None  # Broken: failed once, not retried
+        _, again = await lib.items(kind="movie")  # read again: the kept items, no new rows
+        assert all(a is b for a, b in zip(again, after, strict=True))
         assert await lib.probe_pending() == (0, 0) and len(probes) == 7
         assert lib.update_id == 2
         with pytest.raises(TimeoutError):  # nothing probed: nothing announced
