@@ -62,6 +62,15 @@ class StorageItemMoved:
 
 
 @dataclass(frozen=True)
+class ItemPlayed:
+    """A library item started playing (/stream: a TV, a browser, a Chromecast); at most once
+    per item every few minutes. Drives tiering's 'last watched'."""
+
+    item_id: str
+    appliance_path: str  # e.g. "/srv/cold/library/Movies/Film (2020)/Film (2020).mkv"
+
+
+@dataclass(frozen=True)
 class StorageItemsRemoved:
     reason: str  # "seeding_done" | "watched_cleanup"
     paths: tuple[str, ...]  # appliance paths removed

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from sokoul_appliance.board.drives import Drive
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.events import (
+    ItemPlayed,
     SettingsChanged,
     StorageDegraded,
     StorageItemMoved,
@@ -40,7 +42,6 @@ from sokoul_appliance.storage.formatting import (
 from sokoul_appliance.storage.gc import SeedingGC
 from sokoul_appliance.storage.health import DriveHealth, StorageMetrics, read_drive_health
 from sokoul_appliance.storage.migration import (
-    CONTAINER_PREFIX,
     TO_COLD,
     TO_MEDIA,
     MigrationError,
@@ -50,7 +51,15 @@ from sokoul_appliance.storage.migration import (
     tree_files,
 )
 from sokoul_appliance.storage.mounts import UnitControl, install_unit, probe_mount, remove_unit
-from sokoul_appliance.storage.placement import LIBRARY, Placement, StorageUnavailable, area_path
+from sokoul_appliance.storage.placement import (
+    CATEGORIES,
+    LIBRARY,
+    Placement,
+    StorageUnavailable,
+    area_path,
+    check_item,
+    unit_of_path,
+)
 from sokoul_appliance.storage.roles import (
     COLD,
     LABELS,
@@ -160,6 +169,7 @@ class StorageManager:
             self._actions.appendleft(dict(row))
         self._spawn(self._monitor(), "storage-monitor")
         self._spawn(self._follow_plan(), "storage-plan")
+        self._spawn(self._follow_playback(), "storage-watched")
         self._spawn(self._every(self.config.gc_interval, self.collect_garbage), "storage-gc")
         self._spawn(self._every(self.config.tiering_interval, self._tier_quietly), "storage-tier")
         self._spawn(self._every(self.config.health_interval, self.refresh_health), "storage-smart")
@@ -499,6 +509,20 @@ class StorageManager:
                     except Exception:
                         log.exception("applying the new storage plan failed")
 
+    async def _follow_playback(self) -> None:
+        """An item started playing (the stream room's ItemPlayed): its tiering unit (the film's
+        folder, the show, …) was watched now."""
+        with self._bus.subscribe(ItemPlayed) as sub:
+            while True:
+                event = await sub.get()
+                where = unit_of_path(event.appliance_path)
+                if where is None:
+                    continue
+                try:
+                    await self.record_watched(where[1], role=where[0])
+                except Exception:
+                    log.exception("recording that %s was watched failed", where[1])
+
     async def wait_checked(self) -> None:
         """Wait for the end of the next monitor pass."""
         await self._checked.wait()
@@ -577,13 +601,17 @@ class StorageManager:
     def library_dir(self) -> str:
         return self.placement.library_dir()
 
-    async def record_watched(self, item: str, when: float | None = None) -> None:
-        """Called by the streaming/DLNA rooms when an item is played (drives tiering)."""
+    async def record_watched(self, item: str, when: float | None = None, role: str = MEDIA) -> None:
+        """``item`` (a tiering unit, ``placement.tiering_unit``) was watched at ``when`` (now):
+        least recently watched items go to cold first, and the optional cleanup counts from
+        it. The stream room's ItemPlayed events land here (``_follow_playback``)."""
+        check_item(item)
         async with self._store.transaction() as db:
             await db.execute(
                 "INSERT INTO storage_items(item, tier, last_watched) VALUES (?, ?, ?) "
-                "ON CONFLICT(item) DO UPDATE SET last_watched=excluded.last_watched",
-                (item, MEDIA, when if when is not None else time.time()),
+                "ON CONFLICT(item) DO UPDATE SET last_watched=excluded.last_watched, "
+                "tier=excluded.tier",
+                (item, role, when if when is not None else time.time()),
             )
 
     async def mark_done_seeding(self, torrent: str, paths: list[str]) -> None:
@@ -633,14 +661,24 @@ class StorageManager:
 
     def _library_facts(self, watched: dict[str, float | None]) -> list[ItemFacts]:
         root = self._host.path(area_path(MEDIA, LIBRARY))
+
+        def entries(folder: Path) -> list[str]:
+            if not folder.is_dir() or folder.is_symlink():
+                return []
+            return [n for n in sorted(os.listdir(folder)) if not n.startswith(".")]
+
         out = []
-        for name in sorted(os.listdir(root)) if root.is_dir() else []:
-            if name.startswith(".") or name.startswith(CONTAINER_PREFIX):
-                continue
-            path = root / name
-            item = f"{LIBRARY}/{name}"
-            size = sum(s for _, s in tree_files(path))
-            out.append(ItemFacts(item, size, watched.get(item), path.stat().st_mtime))
+        for name in entries(root):
+            # the tiering units: each film / show / video folder of the library's own layout
+            # (placement.tiering_unit), anything else at the top as it is
+            units = (
+                [(f"{LIBRARY}/{name}/{sub}", root / name / sub) for sub in entries(root / name)]
+                if name in CATEGORIES and (root / name).is_dir()
+                else [(f"{LIBRARY}/{name}", root / name)]
+            )
+            for item, path in units:
+                size = sum(s for _, s in tree_files(path))
+                out.append(ItemFacts(item, size, watched.get(item), path.stat().st_mtime))
         return out
 
     async def recall(self, item: str) -> MigrationResult:

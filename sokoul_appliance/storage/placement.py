@@ -34,6 +34,36 @@ def check_item(item: str) -> PurePosixPath:
     return p
 
 
+# The library's own layout (library/organize.py): Movies/Title (Year)/, Shows/Title/Season NN/,
+# Videos/Name/. Tiering moves one film, one show or one video folder at a time; anything else
+# at the top of library/ is its own item.
+CATEGORIES = ("Movies", "Shows", "Videos")
+
+
+def tiering_unit(rel: str) -> str | None:
+    """The item (relative to a tier root) that holds ``rel``, a file or folder relative to the
+    tier root: 'library/Movies/Film (2020)/Film (2020).mkv' -> 'library/Movies/Film (2020)',
+    'library/Shows/Show/Season 01/e.mkv' -> 'library/Shows/Show', 'library/clip.mkv' ->
+    'library/clip.mkv'. None for what is not in the library or is a category folder itself."""
+    parts = PurePosixPath(rel).parts
+    if len(parts) < 2 or parts[0] != LIBRARY or ".." in parts or parts[0].startswith("/"):
+        return None
+    depth = 3 if parts[1] in CATEGORIES else 2
+    if len(parts) < depth:
+        return None
+    return "/".join(parts[:depth])
+
+
+def unit_of_path(appliance_path: str) -> tuple[str, str] | None:
+    """(role, item) for an appliance path on a tier ('/srv/cold/library/Movies/X/x.mkv' ->
+    ('cold', 'library/Movies/X')); None elsewhere."""
+    for role, mount in MOUNT_POINTS.items():
+        if appliance_path.startswith(mount + "/"):
+            item = tiering_unit(appliance_path[len(mount) + 1 :])
+            return (role, item) if item is not None else None
+    return None
+
+
 class Placement:
     def __init__(self, host: Host, available: Callable[[str], bool]) -> None:
         self._host = host

@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractStreamWriter
 from prometheus_client import CollectorRegistry
 
 from sokoul_appliance.bus import EventBus
-from sokoul_appliance.events import PauseHeavyWork, ResumeHeavyWork
+from sokoul_appliance.events import ItemPlayed, PauseHeavyWork, ResumeHeavyWork
 from sokoul_appliance.host import CommandError, Host
 from sokoul_appliance.library.files import MIME_BY_EXTENSION
 from sokoul_appliance.library.manager import LibraryManager
@@ -51,6 +51,7 @@ from sokoul_appliance.stream.transcode import (
 )
 
 log = logging.getLogger("sokoul.stream")
+PLAYED_EVERY = 600.0  # seconds between two ItemPlayed events of one item
 
 STREAM_ID = re.compile(r"^(it|dl)-[a-z0-9]{1,32}$")
 SUBTITLE_NAME = re.compile(r"^(\d{1,3})\.(srt|vtt)$")
@@ -148,6 +149,7 @@ class StreamService:
         # heavy slice, on the cores the governor gives it
         self.command_prefix = tuple(command_prefix)
         self._procs: set[asyncio.subprocess.Process] = set()
+        self._played: dict[str, float] = {}  # item id -> monotonic time ItemPlayed went out
         self._active: dict[str, int] = {DIRECT: 0, REMUX: 0, TRANSCODE: 0, GROWING: 0}
         self.sent_bytes = 0
 
@@ -277,6 +279,8 @@ class StreamService:
             return self._refuse(
                 "unknown", 503, "This item's drive is not available now; try again later."
             )
+        if request.method == "GET":
+            self._note_played(item)
         profile = self.profile_for(client_identity(request), request.query.get("profile"))
         # transcode=1: never the file as it is; transcode=video: the video encoded again too
         # (a Chromecast and an H.264 level above what it decodes)
@@ -288,6 +292,19 @@ class StreamService:
         if plan.mode == DIRECT:
             return await self._direct(request, path, headers, profile, started)
         return await self._converted(request, item, path, plan, profile, headers, started)
+
+    def _note_played(self, item: LibraryItem) -> None:
+        """Publish ItemPlayed for the first request of a viewing (a TV sends many range
+        requests per film: one event per item every PLAYED_EVERY seconds)."""
+        if self.bus is None:
+            return
+        now = time.monotonic()
+        if now - self._played.get(item.id, -PLAYED_EVERY) < PLAYED_EVERY:
+            return
+        if len(self._played) > 4096:
+            self._played = {k: t for k, t in self._played.items() if now - t < PLAYED_EVERY}
+        self._played[item.id] = now
+        self.bus.publish(ItemPlayed(item.id, item.appliance_path))
 
     def _refuse(self, mode: str, status: int, text: str) -> web.Response:
         self.metrics.requests.labels(mode=mode, status=str(status)).inc()

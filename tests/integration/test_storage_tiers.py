@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sokoul_appliance.bus import EventBus
-from sokoul_appliance.events import StorageDegraded, StorageRecovered
+from sokoul_appliance.events import ItemPlayed, StorageDegraded, StorageRecovered
 from sokoul_appliance.host import Host
 from sokoul_appliance.storage import FormatRefused, StorageConfig, StorageManager
 from sokoul_appliance.storage.formatting import current_drives
@@ -208,14 +208,15 @@ async def test_tiers_end_to_end(board: Board, rig: Rig) -> None:
     dl_sha = await asyncio.to_thread(write_random, dl, 4 << 20)
     assert os.stat(dl).st_dev == os.stat(media.node).st_rdev
 
-    # fill the library past the 15 % watermark; items watched in order 0, 1, 2, …
+    # fill the library past the 15 % watermark, in the library's own layout (one folder a
+    # film under Movies/: each film is a tiering item); items watched in order 0, 1, 2, …
     library = host.path(rig.manager.library_dir())
     items: dict[str, str] = {}
     n = 0
     while free_ratio(root / "srv/media") >= 0.15:
-        item = f"library/Film {n:02d} (20{n:02d})"
+        item = f"library/Movies/Film {n:02d} (20{n:02d})"
         items[item] = await asyncio.to_thread(
-            write_random, library / item.split("/")[1] / "film.mkv", 8 << 20
+            write_random, library / item.removeprefix("library/") / "film.mkv", 8 << 20
         )
         await rig.manager.record_watched(item, 1_000_000 + n)
         n += 1
@@ -235,7 +236,25 @@ async def test_tiers_end_to_end(board: Board, rig: Rig) -> None:
     assert rig.metric("sokoul_storage_migrated_bytes_total", direction="to_cold") == sum(
         m.size_bytes for m in moved
     )
-    assert not list((root / "srv/cold/library").glob(".sokoul-migrating-*"))
+    assert not list((root / "srv/cold/library").glob("**/.sokoul-migrating-*"))
+    assert (root / "srv/media/library/Movies").is_dir()  # films moved, not the category
+
+    # a film played from either tier (the stream room's ItemPlayed) is watched now
+    async def watched(item: str) -> tuple[str, float]:
+        row = await rig.store.fetchone(
+            "SELECT tier, last_watched FROM storage_items WHERE item = ?", (item,)
+        )
+        return (row["tier"], row["last_watched"]) if row else ("", 0.0)
+
+    on_cold, on_media = moved[-1].item, order[-1]
+    for tier, item in (("cold", on_cold), ("media", on_media)):
+        rig.bus.publish(ItemPlayed("it-x", f"/srv/{tier}/{item}/film.mkv"))
+    for _ in range(100):
+        if (await watched(on_cold))[1] > 1e9 and (await watched(on_media))[1] > 1e9:
+            break
+        await asyncio.sleep(0.02)
+    assert (await watched(on_cold))[0] == "cold" and (await watched(on_cold))[1] > 1e9
+    assert (await watched(on_media))[0] == "media" and (await watched(on_media))[1] > 1e9
 
     # back on demand
     back = await rig.manager.recall(moved[0].item)

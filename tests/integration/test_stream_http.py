@@ -165,6 +165,26 @@ async def test_full_get_and_head_are_the_file(rig: Rig) -> None:
     )
 
 
+async def test_a_viewing_is_announced_once_for_tiering(rig: Rig) -> None:
+    """The first GET of a viewing publishes ItemPlayed (the storage room's 'last watched');
+    a HEAD and the further range requests of the same viewing do not."""
+    from sokoul_appliance.events import ItemPlayed
+
+    url = f"{rig.base}/stream/{rig.movie.id}"
+    assert rig.service.bus is not None
+    with rig.service.bus.subscribe(ItemPlayed) as sub:
+        async with rig.http.head(url) as r:
+            assert r.status == 200
+        assert sub.queue.empty()
+        for start in (0, 1000, 5000):
+            async with rig.http.get(url, headers={"Range": f"bytes={start}-{start + 99}"}) as r:
+                assert r.status == 206
+                await r.read()
+        assert sub.queue.get_nowait() == ItemPlayed(rig.movie.id, rig.movie.appliance_path)
+        assert rig.movie.appliance_path.startswith("/srv/media/library/Movies/Inception (2010)/")
+        assert sub.queue.empty()
+
+
 async def test_ranges_reassemble_to_the_exact_file(rig: Rig) -> None:
     data = rig.movie_file.read_bytes()
     size = len(data)

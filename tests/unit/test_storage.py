@@ -137,6 +137,26 @@ def test_item_paths_stay_in_their_area() -> None:
             check_item(bad)
 
 
+def test_tiering_units_follow_the_library_layout() -> None:
+    from sokoul_appliance.storage.placement import tiering_unit, unit_of_path
+
+    film = "library/Movies/Heat (1995)"
+    assert tiering_unit(f"{film}/Heat (1995).mkv") == film
+    assert tiering_unit(f"{film}/Subs/en.srt") == film
+    assert tiering_unit(film) == film
+    assert tiering_unit("library/Shows/Severance/Season 02/e.mkv") == "library/Shows/Severance"
+    assert tiering_unit("library/Videos/Talk/talk.mp4") == "library/Videos/Talk"
+    assert tiering_unit("library/Movies/loose.mkv") == "library/Movies/loose.mkv"
+    assert tiering_unit("library/clip.mkv") == "library/clip.mkv"
+    assert tiering_unit("library/item-3/f.bin") == "library/item-3"
+    for none in ("library/Movies", "library", "downloads/x/y.mkv", "library/../etc/x"):
+        assert tiering_unit(none) is None, none
+    assert unit_of_path(f"/srv/cold/{film}/Heat (1995).mkv") == ("cold", film)
+    assert unit_of_path(f"/srv/media/{film}/Heat (1995).mkv") == ("media", film)
+    assert unit_of_path("/srv/mediax/library/x.mkv") is None
+    assert unit_of_path("/var/lib/sokoul/x.mkv") is None
+
+
 def test_placement_refuses_an_unavailable_tier(tmp_path: object) -> None:
     from pathlib import Path
 
