@@ -95,6 +95,9 @@ class StorageConfig:
     # Settings (storage.free_watermark_percent, storage.cold_after_days,
     # storage.cleanup_watched_days) and are read at every evaluation
     migration: MigrationOptions = field(default_factory=MigrationOptions)
+    # an item played from the cold tier comes back to the media drive (in the background,
+    # while it streams from cold) when it fits there above the free-space watermark
+    recall_on_play: bool = True
 
 
 @dataclass
@@ -136,6 +139,8 @@ class StorageManager:
         self._plan_lock = asyncio.Lock()
         self._check_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._recalling: set[str] = set()  # items being brought back after a play from cold
+        self._recalls: set[asyncio.Task[None]] = set()
         self._actions: deque[dict[str, Any]] = deque(maxlen=20)
         self._drives: list[Drive] = []
         self._health: dict[str, DriveHealth] = {}
@@ -175,9 +180,10 @@ class StorageManager:
         self._spawn(self._every(self.config.health_interval, self.refresh_health), "storage-smart")
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._recalls]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -522,6 +528,41 @@ class StorageManager:
                     await self.record_watched(where[1], role=where[0])
                 except Exception:
                     log.exception("recording that %s was watched failed", where[1])
+                role, item = where
+                if role == COLD and self.config.recall_on_play and item not in self._recalling:
+                    self._recalling.add(item)
+                    task = asyncio.create_task(self._recall_played(item), name="storage-recall")
+                    self._recalls.add(task)
+                    task.add_done_callback(self._recalls.discard)
+
+    async def _recall_played(self, item: str) -> None:
+        """Bring a cold item that is being watched back to the media drive, when both tiers
+        are up and it fits there without going under the watermark (else it stays on cold,
+        which streams it as well). The stream already open keeps reading the cold copy until
+        it ends (the file is unlinked, not gone); the library follows the move and keeps the
+        item's id, so the next request reads the media copy."""
+        try:
+            if not (self.available(MEDIA) and self.available(COLD)):
+                return
+            usage = await self._usage(MOUNT_POINTS[MEDIA])
+            src = self._host.path(f"{MOUNT_POINTS[COLD]}/{check_item(item)}")
+            size = await asyncio.to_thread(lambda: sum(n for _, n in tree_files(src)))
+            if usage is None or not size:
+                return
+            total, free = usage
+            if free - size < self.tiering_rules().free_watermark * total:
+                await self._act(
+                    "kept on cold storage",
+                    f"{item} was played from cold storage; the media drive has no room for it "
+                    "above the free-space watermark",
+                )
+                return
+            await self.recall(item)
+        except Exception as e:
+            log.warning("bringing %s back after it was played failed: %s", item, e)
+            await self._act("bringing back failed", f"{item}: {e}")
+        finally:
+            self._recalling.discard(item)
 
     async def wait_checked(self) -> None:
         """Wait for the end of the next monitor pass."""
