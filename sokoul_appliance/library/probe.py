@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sokoul_appliance.host import CommandError, Host
 
 PROBE_TIMEOUT = 60.0
+# What a MediaInfo's facts were read with. 1: before the facts DLNA.ORG_PN needs (level, frame
+# rate, field order, audio profile/sample rate/bit rate, video bit rate, TS packet size); rows
+# probed with an older version are probed once more by the library's probe pass.
+PROBE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class AudioStream:
     codec: str
     channels: int | None = None
     language: str | None = None
+    profile: str | None = None  # ffprobe's: 'LC', 'HE-AAC', 'HE-AACv2', 'Main' (AAC), …
+    sample_rate: int | None = None  # Hz
+    bitrate: int | None = None  # bits per second (this stream)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,12 @@ class MediaInfo:
     pix_fmt: str | None = None
     audio: tuple[AudioStream, ...] = field(default_factory=tuple)
     subtitles: tuple[SubtitleStream, ...] = field(default_factory=tuple)
+    video_level: int | None = None  # H.264: 31 = level 3.1 (ffprobe's level; None if unknown)
+    frame_rate: float | None = None  # frames per second (avg_frame_rate, else r_frame_rate)
+    field_order: str | None = None  # 'progressive' | 'tt' | 'bb' | 'tb' | 'bt'; None: unknown
+    video_bitrate: int | None = None  # the video stream's own bits per second
+    ts_packet_size: int | None = None  # MPEG-TS: 188, 192 (timestamped) or 204; else None
+    probe_version: int = PROBE_VERSION  # from_json() of a row without it: 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -59,13 +73,20 @@ class MediaInfo:
             g("video_profile"),
             g("pix_fmt"),
             tuple([
-                AudioStream(a["index"], a["codec"], a.get("channels"), a.get("language"))
+                AudioStream(a["index"], a["codec"], a.get("channels"), a.get("language"),
+                            a.get("profile"), a.get("sample_rate"), a.get("bitrate"))
                 for a in g("audio", ())
             ]),
             tuple([
                 SubtitleStream(s["index"], s["codec"], s.get("language"), s.get("title"))
                 for s in g("subtitles", ())
             ]),
+            g("video_level"),
+            g("frame_rate"),
+            g("field_order"),
+            g("video_bitrate"),
+            g("ts_packet_size"),
+            g("probe_version", 1),
         )  # fmt: skip
 
     @property
@@ -94,6 +115,40 @@ def _float(v: Any) -> float | None:
         return None
 
 
+def _rate(v: Any) -> float | None:
+    """ffprobe's '30000/1001' -> 29.97; '0/0', missing or nonsense -> None."""
+    try:
+        num, _, den = str(v).partition("/")
+        n, d = float(num), float(den or 1)
+    except (TypeError, ValueError):
+        return None
+    return round(n / d, 6) if n > 0 and d > 0 else None
+
+
+_FIELD_ORDERS = frozenset({"progressive", "tt", "bb", "tb", "bt"})
+
+
+def ts_packet_size(head: bytes) -> int | None:
+    """The packet size of an MPEG-TS from its first bytes: 192 (4-byte timestamp + 188, as
+    .m2ts/.mts are), 188, 204 (with Reed-Solomon bytes); None when no sync byte (0x47) repeats
+    at one of these strides. 192 is tried first, as minidlna does."""
+    for i in range(min(len(head), 192)):
+        if head[i] != 0x47:
+            continue
+        for size in (192, 188, 204):
+            if len(head) > i + 2 * size and head[i + size] == head[i + 2 * size] == 0x47:
+                return size
+    return None
+
+
+def _read_ts_packet_size(path: Path) -> int | None:
+    try:
+        with path.open("rb") as f:
+            return ts_packet_size(f.read(1024))
+    except OSError:
+        return None
+
+
 def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
     fmt = data.get("format") or {}
     streams = data.get("streams") or []
@@ -117,6 +172,9 @@ def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
                     codec=str(s.get("codec_name", "unknown")),
                     channels=_int(s.get("channels")),
                     language=tags.get("language"),
+                    profile=s.get("profile"),
+                    sample_rate=_int(s.get("sample_rate")),
+                    bitrate=_int(s.get("bit_rate")),
                 )
             )
         elif s.get("codec_type") == "subtitle":
@@ -131,6 +189,9 @@ def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
     duration = _float(fmt.get("duration"))
     if duration is None and video is not None:
         duration = _float(video.get("duration"))
+    v = video or {}
+    level = _int(v.get("level"))
+    field_order = v.get("field_order")
     return MediaInfo(
         container=str(fmt.get("format_name", "unknown")),
         duration=duration,
@@ -142,6 +203,10 @@ def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
         pix_fmt=None if video is None else video.get("pix_fmt"),
         audio=tuple(audio),
         subtitles=tuple(subs),
+        video_level=level if level is not None and level > 0 else None,  # ffprobe: -99 unknown
+        frame_rate=_rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate")),
+        field_order=field_order if field_order in _FIELD_ORDERS else None,
+        video_bitrate=_int(v.get("bit_rate")),
     )
 
 
@@ -173,6 +238,10 @@ async def probe_file(host: Host, path: Path, timeout: float = PROBE_TIMEOUT) -> 
     except UnicodeDecodeError as e:  # the host seam decodes output as UTF-8; tags may not be
         raise ProbeError(f"{path.name}: ffprobe printed text that is not UTF-8") from e
     try:
-        return parse_ffprobe(json.loads(result.stdout))
+        info = parse_ffprobe(json.loads(result.stdout))
     except (ValueError, TypeError) as e:
         raise ProbeError(f"{path.name}: ffprobe answered something unreadable ({e})") from e
+    if "mpegts" in info.container.split(","):
+        # ffprobe does not say; the sync bytes do (1 kB read, in a worker thread)
+        info = replace(info, ts_packet_size=await asyncio.to_thread(_read_ts_packet_size, path))
+    return info

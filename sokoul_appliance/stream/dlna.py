@@ -32,34 +32,40 @@ OP_TIMESEEK = "10"  # TimeSeekRange.dlna.org
 
 # ---- DLNA.ORG_PN ---------------------------------------------------------------------------
 # Derived from the probed facts the way minidlna 1.3.0 (metadata.c, GetVideoMetadata) does it,
-# but stricter: when a fact the name depends on is not known to us (H.264 level, frame rate and
-# interlacing, the TS packet size, the AAC object type), the answer is no PN rather than a guess.
-# A wrong PN makes Samsung and LG refuse a file; a missing one is allowed (DLNA: the TV then
-# decides by MIME type). docs/dlna.md lists where and why we differ from minidlna.
+# but stricter: when a fact the name depends on is not known (an item probed before these facts
+# were kept, a stream that does not say), the answer is no PN rather than a guess. A wrong PN
+# makes Samsung and LG refuse a file; a missing one is allowed (DLNA: the TV then decides by
+# MIME type). docs/dlna.md lists where and why we differ from minidlna.
 
 _AUDIO_AAC, _AUDIO_AAC_MULT5, _AUDIO_AC3, _AUDIO_MP3, _AUDIO_MP2, _AUDIO_PCM, _AUDIO_AMR = (
     "aac", "aac_mult5", "ac3", "mp3", "mp2", "pcm", "amr"
 )  # fmt: skip
 _H264_BASELINE = frozenset({"Baseline", "Constrained Baseline"})
-# 1080i/720p/576i/480i sizes a broadcast TS may carry at 50 or 59.94 fields: minidlna names
-# those AVC_TS_HD_50_* / AVC_TS_HD_60_* from the frame rate, which the library does not keep
+# the sizes a broadcast TS carries: with AC-3, Main/High 720p at 59.94 frames is
+# AVC_TS_HD_60_AC3 (minidlna 1.3.0 names no other file HD_50 / HD_60: see _broadcast)
 _TS_BROADCAST_SIZES = frozenset({(1920, 1080), (1440, 1080), (1280, 720), (720, 576), (720, 480)})
+_NTSC_RATE = 30000 / 1001
 
 
 def _audio_profile(media: MediaInfo) -> str | None:
     """minidlna's audio profile of the first audio track (None: none, or one DLNA names no
-    profile for here). AAC is taken as AAC-LC at 8-48 kHz: the library keeps neither the AAC
-    object type nor the sample rate (HE-AAC files get a PN that names LC)."""
+    profile for here, or a fact it depends on is unknown)."""
     if not media.audio:
         return None
     a = media.audio[0]
     codec = a.codec
     if codec == "aac":
-        if a.channels is None:
+        # AAC-LC at 8-48 kHz (minidlna: object type LC from the AudioSpecificConfig); HE-AAC,
+        # Main, LTP… are other DLNA profiles (HEAAC_*) or none: not named here
+        if a.profile != "LC" or a.sample_rate is None or not 8000 <= a.sample_rate <= 48000:
             return None
-        if a.channels <= 2:
+        if a.channels is None or a.bitrate is None:
+            return None
+        if a.channels <= 2 and a.bitrate <= 576_000:
             return _AUDIO_AAC
-        return _AUDIO_AAC_MULT5 if a.channels <= 6 else None
+        if a.channels <= 6 and a.bitrate <= 1_440_000:
+            return _AUDIO_AAC_MULT5
+        return None
     if codec == "ac3":
         return _AUDIO_AC3  # minidlna counts DTS as AC-3 too; DTS is not AC-3: no PN for it
     if codec == "mp3":
@@ -73,19 +79,28 @@ def _audio_profile(media: MediaInfo) -> str | None:
     return None
 
 
-def _within(media: MediaInfo, width: int, height: int, bitrate: int | None = None) -> bool:
-    """The video fits width x height (and the whole file's bit rate is at most `bitrate`: the
-    library keeps the file's rate, never below the video stream's, so the test errs strict)."""
+def _within(
+    media: MediaInfo, width: int, height: int, rate: int | None = None, limit: int = 0
+) -> bool:
+    """The video fits width x height (and, with a limit, `rate` is known and at most it)."""
     w, h = media.width, media.height
     if not w or not h or w > width or h > height:
         return False
-    return bitrate is None or (media.bitrate is not None and media.bitrate <= bitrate)
+    return not limit or (rate is not None and rate <= limit)
+
+
+def _video_rate(media: MediaInfo) -> int | None:
+    """The video stream's bit rate (minidlna's vc->bit_rate), else the whole file's: never
+    lower, so a limit tested on it errs strict (MPEG-TS streams do not state their own)."""
+    return media.video_bitrate or media.bitrate
 
 
 def _avc_mp4(media: MediaInfo, audio: str | None) -> str | None:
     profile = media.video_profile
-    rate = media.bitrate
-    if profile in _H264_BASELINE and rate is not None and _within(media, 352, 288):
+    rate = media.bitrate  # the file's: minidlna's ctx->bit_rate, for the Baseline names
+    if profile in _H264_BASELINE and _within(media, 352, 288):
+        if rate is None:
+            return None
         # minidlna: CIF15 below 600 kbit/s, CIF30 below 5 Mbit/s; AAC_520 / AAC_940 by rate.
         # Only the pairs DLNA defines: CIF15 + AAC_520, CIF30 + AAC_940
         if audio == _AUDIO_AAC and rate < 520_000:
@@ -97,44 +112,83 @@ def _avc_mp4(media: MediaInfo, audio: str | None) -> str | None:
         if audio == _AUDIO_AMR and rate < 5_000_000:
             return "AVC_MP4_BL_CIF30_AMR"
         # else as Main (minidlna's mp4_mp_fallback; a constrained Baseline stream is Main)
+    elif profile in _H264_BASELINE and audio == _AUDIO_AAC and _within(media, 1280, 720):
+        # Baseline beyond CIF, by level and the file's rate (minidlna); else as Main
+        level = media.video_level
+        if level is None or rate is None:
+            return None  # BL_L31_HD or MP_HD_720p? cannot tell
+        sd = _within(media, 720, 576)
+        if sd and level == 30 and rate <= 5_000_000:
+            return "AVC_MP4_BL_L3L_SD_AAC"
+        if level <= 31 and rate <= 15_000_000:
+            return "AVC_MP4_BL_L31_HD_AAC"
+        if not sd and level <= 32 and rate <= 21_000_000:
+            return "AVC_MP4_BL_L32_HD_AAC"
+    vrate = _video_rate(media)
     if profile in _H264_BASELINE or profile == "Main":
-        # Baseline beyond CIF: minidlna's BL_L3L_SD / BL_L31_HD / BL_L32_HD need the level,
-        # which the library does not keep; without it minidlna too falls back to Main
-        if _within(media, 720, 576, 10_000_000):
+        if _within(media, 720, 576, vrate, 10_000_000):
             suffix = {_AUDIO_AC3: "AC3", _AUDIO_AAC: "AAC_MULT5", _AUDIO_AAC_MULT5: "AAC_MULT5",
                       _AUDIO_MP3: "MPEG1_L3"}.get(audio or "")  # fmt: skip
             return f"AVC_MP4_MP_SD_{suffix}" if suffix else None
         if _within(media, 720, 576):
             return None  # an SD picture over SD's rate: not an HD profile either
-        if audio == _AUDIO_AAC and _within(media, 1280, 720, 15_000_000):
+        if audio == _AUDIO_AAC and _within(media, 1280, 720, vrate, 15_000_000):
             return "AVC_MP4_MP_HD_720p_AAC"
-        if audio == _AUDIO_AAC and _within(media, 1920, 1080, 21_000_000):
+        if audio == _AUDIO_AAC and _within(media, 1920, 1080, vrate, 21_000_000):
             return "AVC_MP4_MP_HD_1080i_AAC"
         return None
     if profile == "High":
-        if audio == _AUDIO_AAC and _within(media, 1920, 1080, 25_000_000):
+        if audio == _AUDIO_AAC and _within(media, 1920, 1080, vrate, 25_000_000):
             return "AVC_MP4_HP_HD_AAC"
         return None
     return None  # High 10, 4:2:2, unknown: no DLNA name
 
 
+def _broadcast(media: MediaInfo) -> str | None:
+    """At a broadcast size: 'HD_60' for AVC_TS_HD_60_* (720p at 59.94 frames), '' when the
+    MP/HP names apply (any rate up to 30 frames, interlaced or not; 720p50), None when the
+    frame rate is unknown or over what those names carry (1080p50/60, 576p50).
+
+    1080i/576i at 25 frames and 1080i/480i at 29.97 could also be called AVC_TS_HD_50_* /
+    HD_60_* (minidlna's code means to), but minidlna 1.3.0 names such files MP_HD / MP_SD
+    (its interlace test does not fire: measured on a 1080i25 file, docs/dlna.md), TVs have
+    been served those names for years, and they are valid ones for 1080i: we follow."""
+    fps = media.frame_rate
+    if fps is None:
+        return None
+    if (media.width, media.height) == (1280, 720):
+        if abs(fps - 2 * _NTSC_RATE) < 0.01:
+            return "HD_60"
+        return "" if fps <= 50.01 else None
+    return "" if fps <= 30.01 else None
+
+
 def _avc_ts(media: MediaInfo, audio: str | None) -> str | None:
+    if media.ts_packet_size != 188:
+        # 192-byte packets (.m2ts/.mts): DLNA's _T / unsuffixed names go with the MIME type
+        # video/vnd.dlna.mpeg-tts, which we do not send; unknown or 204: no name either
+        return None
     profile = media.video_profile
     if (media.width, media.height) in _TS_BROADCAST_SIZES and audio == _AUDIO_AC3:
-        return None  # AVC_TS_HD_50_AC3 / HD_60_AC3 or not: depends on the frame rate
-    if profile in _H264_BASELINE and _within(media, 352, 288, 384_000):
+        broadcast = _broadcast(media)
+        if broadcast is None:
+            return None
+        if broadcast and profile in ("Main", "High"):
+            return f"AVC_TS_{broadcast}_AC3_ISO"
+    vrate = _video_rate(media)
+    if profile in _H264_BASELINE and _within(media, 352, 288, vrate, 384_000):
         name = "AVC_TS_BL_CIF15_"
-    elif profile in _H264_BASELINE and _within(media, 352, 288, 3_000_000):
+    elif profile in _H264_BASELINE and _within(media, 352, 288, vrate, 3_000_000):
         name = "AVC_TS_BL_CIF30_"
     elif profile in _H264_BASELINE or profile == "Main":
-        if _within(media, 720, 576, 10_000_000):
+        if _within(media, 720, 576, vrate, 10_000_000):
             name = "AVC_TS_MP_SD_"
-        elif not _within(media, 720, 576) and _within(media, 1920, 1152, 20_000_000):
+        elif not _within(media, 720, 576) and _within(media, 1920, 1152, vrate, 20_000_000):
             name = "AVC_TS_MP_HD_"
         else:
             return None
     elif profile == "High":
-        if audio != _AUDIO_AC3 or not _within(media, 1920, 1152, 30_000_000):
+        if audio != _AUDIO_AC3 or not _within(media, 1920, 1152, vrate, 30_000_000):
             return None
         name = "AVC_TS_HP_HD_"
     else:
@@ -157,6 +211,8 @@ def _mpeg2(container: str, media: MediaInfo, audio: str | None) -> str | None:
             return "MPEG_PS_NTSC"
         return None
     if container == "mpegts" and media.audio and audio != _AUDIO_PCM:
+        if media.ts_packet_size != 188:
+            return None  # _T / unsuffixed (192-byte packets): another MIME type; see _avc_ts
         if w >= 1280 and h >= 720:
             return "MPEG_TS_HD_NA_ISO" if w <= 1920 and h <= 1080 else None
         if w <= 720 and h in (576, 288):
@@ -170,18 +226,16 @@ def profile_name(container: str, media: MediaInfo | None, file_name: str = "") -
     """DLNA.ORG_PN of a file (container key as profiles.container_key gives it) or of a
     stream we produce with these facts; None when DLNA names no profile or we cannot tell.
 
-    MPEG-TS is named with _ISO (188-byte packets): .m2ts/.mts files usually carry 192-byte
-    timestamped packets (_T, another MIME type), which the library does not record: no PN."""
+    MPEG-TS is named only with 188-byte packets (_ISO), as probed from the file's sync bytes
+    (``MediaInfo.ts_packet_size``); a stream we produce says nothing of them: no name."""
     if media is None or not media.video_codec:
         return None
     ext = PurePosixPath(file_name).suffix.lower()
-    if container == "mpegts" and ext in (".m2ts", ".mts", ".m2t", ".tts"):
-        return None
     if container == "mp4" and ext in (".3gp", ".3g2"):
         return None
     audio = _audio_profile(media)
     if media.audio and audio is None:
-        return None  # an audio track DLNA has no name for here (DTS, E-AC-3, Opus, HE…)
+        return None  # an audio track DLNA has no name for here (DTS, E-AC-3, Opus, HE-AAC…)
     if media.video_codec == "h264":
         if container == "mp4":
             return _avc_mp4(media, audio)

@@ -161,6 +161,23 @@ PN_FILES = [
     ("Pnbroadcast (2005)", "720x576", (*_X264, "main", "-c:a", "ac3", ".ts")),
     ("Pntsaac (2006)", "1280x544", (*_X264, "main", "-c:a", "aac", ".ts")),
     ("Pnmpeg2 (2007)", "720x576", ("-c:v", "mpeg2video", "-c:a", "mp2", ".ts")),
+    (
+        "Pnbaselinehd (2008)",
+        "1280x720",
+        (*_X264, "baseline", "-level", "3.1", "-c:a", "aac", ".mp4"),
+    ),
+    # AAC Main: not LC, as HE-AAC is not (ffmpeg's own encoder writes no HE-AAC)
+    (
+        "Pnaacmain (2009)",
+        "1280x720",
+        (*_X264, "main", "-c:a", "aac", "-profile:a", "aac_main", ".mp4"),
+    ),
+    (
+        "Pninterlaced (2010)",
+        "1920x1080",
+        (*_X264, "main", "-flags", "+ildct+ilme", "-x264opts", "tff=1", "-c:a", "ac3", ".ts"),
+    ),
+    ("Pnm2ts (2011)", "640x360", (*_X264, "main", "-c:a", "ac3", ".m2ts")),  # 192-byte packets
 ]
 # DLNA.ORG_PN (ours, minidlna 1.3.0's) for the PN_FILES, Samsung client; docs/dlna.md says why
 # the differing ones differ
@@ -169,9 +186,13 @@ PN_EXPECTED = {
     "Pnmain720": ("AVC_MP4_MP_HD_720p_AAC", "AVC_MP4_MP_HD_720p_AAC"),
     "Pnhigh": ("AVC_MP4_HP_HD_AAC", "AVC_MP4_HP_HD_AAC"),
     "Pntsac3": ("AVC_TS_MP_SD_AC3_ISO", "AVC_TS_MP_SD_AC3_ISO"),
-    "Pnbroadcast": (None, "AVC_TS_MP_SD_AC3_ISO"),  # 576 lines + AC-3: 50i or not? unknown
+    "Pnbroadcast": ("AVC_TS_MP_SD_AC3_ISO", "AVC_TS_MP_SD_AC3_ISO"),  # 576 lines, 25p
     "Pntsaac": (None, None),
     "Pnmpeg2": ("MPEG_TS_SD_EU_ISO", "MPEG_TS_SD_EU_ISO"),
+    "Pnbaselinehd": ("AVC_MP4_BL_L31_HD_AAC", "AVC_MP4_BL_L31_HD_AAC"),
+    "Pnaacmain": (None, None),
+    "Pninterlaced": ("AVC_TS_MP_HD_AC3_ISO", "AVC_TS_MP_HD_AC3_ISO"),  # 1080i25: not HD_50
+    "Pnm2ts": (None, "AVC_TS_MP_SD_AC3_T"),  # _T goes with video/vnd.dlna.mpeg-tts, not ours
 }
 
 
@@ -257,7 +278,7 @@ def test_discovered_and_browsed_only_on_the_streaming_interface(
     # SOAP with upnp-client call-action
     out = tv.run(UPNP_CLIENT, "call-action", location, "ContentDirectory/Browse", "ObjectID=movies",
                  "BrowseFlag=BrowseDirectChildren", "Filter=*", "StartingIndex=0",
-                 "RequestedCount=10", "SortCriteria=", timeout=30).stdout  # fmt: skip
+                 "RequestedCount=50", "SortCriteria=", timeout=30).stdout  # fmt: skip
     result = json.loads(out)["out_parameters"]
     movies = 2 + len(PN_FILES)
     assert (result["NumberReturned"], result["TotalMatches"]) == (movies, movies)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -200,7 +201,13 @@ def _pn_media(
     bitrate: int | None,
     audio: tuple[str, int | None] | None = ("aac", 2),
     container: str = "mov,mp4,m4a,3gp,3g2,mj2",
+    **facts: Any,
 ) -> MediaInfo:
+    """Probe facts for a PN case: AAC is LC at 48 kHz, 128 kbit/s unless `facts` say else
+    (aac_profile, sample_rate, audio_bitrate); the other MediaInfo fields by name."""
+    a_profile = facts.pop("aac_profile", "LC" if audio and audio[0] == "aac" else None)
+    a_rate = facts.pop("sample_rate", 48_000)
+    a_bits = facts.pop("audio_bitrate", 128_000)
     return MediaInfo(
         container=container,
         duration=60.0,
@@ -209,7 +216,10 @@ def _pn_media(
         width=size[0],
         height=size[1],
         video_profile=profile,
-        audio=() if audio is None else (AudioStream(1, audio[0], audio[1]),),
+        audio=()
+        if audio is None
+        else (AudioStream(1, audio[0], audio[1], None, a_profile, a_rate, a_bits),),
+        **facts,
     )
 
 
@@ -230,9 +240,9 @@ A4, AT = "AVC_MP4_", "AVC_TS_"
         (MP4, F4, H, BL, (176, 144), 300_000, ("amr_nb", 1), A4 + "BL_CIF15_AMR"),
         # no DLNA name for CIF15 at 520-600k: as Main (minidlna writes CIF15_AAC_940 there)
         (MP4, F4, H, BL, (320, 240), 550_000, ("aac", 2), A4 + "MP_SD_AAC_MULT5"),
-        # Baseline beyond CIF: the level is not known, so as Main (as minidlna when the level
-        # does not fit; minidlna says AVC_MP4_BL_L31_HD_AAC for this file at level 3.1)
-        (MP4, F4, H, CBL, (1280, 720), 1_301_216, ("aac", 1), A4 + "MP_HD_720p_AAC"),
+        # Baseline beyond CIF: BL_L31_HD or MP_HD_720p depends on the level, not known here
+        # (test_dlna_profile_name_from_probed_facts has it)
+        (MP4, F4, H, CBL, (1280, 720), 1_301_216, ("aac", 1), None),
         # Main: SD by size and rate, with AAC (stereo or 5.1), AC-3 or MP3
         (MP4, F4, H, "Main", (640, 480), 170_576, ("aac", 1), A4 + "MP_SD_AAC_MULT5"),
         (MP4, F4, H, "Main", (720, 576), 4_000_000, ("aac", 6), A4 + "MP_SD_AAC_MULT5"),
@@ -274,11 +284,11 @@ A4, AT = "AVC_MP4_", "AVC_TS_"
         (TS, FT, H, CBL, (1920, 1080), 639_392, ("aac", 1), None),  # =md
         (TS, FT, H, "High", (1920, 800), 8_000_000, ("mp3", 2), None),  # HP: AC-3 only
         # broadcast sizes with AC-3: AVC_TS_HD_50_AC3 / HD_60_AC3 or not depends on the frame
-        # rate (not kept): no PN (minidlna names these 25p files MP_SD / MP_HD / HP_HD)
+        # rate and field order, not known here: no PN (with them: the table below)
         (TS, FT, H, "Main", (720, 576), 242_711, ("ac3", 1), None),
         (TS, FT, H, CBL, (1920, 1080), 668_572, ("ac3", 1), None),
         (TS, FT, H, "High", (1280, 720), 302_272, ("ac3", 1), None),
-        (TS, "a.m2ts", "h264", "Main", (640, 360), 1_000_000, ("ac3", 2), None),  # 192-byte TS?
+        (TS, "a.m2ts", "h264", "Main", (640, 360), 1_000_000, ("ac3", 2), None),  # 192-byte TS
         (TS, "a.mts", "h264", "Main", (640, 360), 1_000_000, ("ac3", 2), None),
         # MPEG-2
         (PS, "a.mpg", V2, "Main", (720, 576), 1_543_873, ("mp2", 1), "MPEG_PS_PAL"),  # =md
@@ -306,8 +316,111 @@ def test_dlna_profile_name(
     audio: tuple[str, int | None] | None,
     pn: str | None,
 ) -> None:
-    media = _pn_media(vcodec, profile, size, rate, audio)
+    # a TS has the packet size its file would have: 192 for .m2ts/.mts, else 188
+    packets = (192 if name.endswith(("m2ts", "mts")) else 188) if container == TS else None
+    media = _pn_media(vcodec, profile, size, rate, audio, ts_packet_size=packets)
     assert dlna.profile_name(container, media, name) == pn
+
+
+# Facts the library probes since probe_version 2 (H.264 level, frame rate, field order, the AAC
+# profile, sample rate and bit rate, the video stream's bit rate, the TS packet size):
+# (container, file name, H.264 profile, WxH, file bit/s, (audio, channels), facts, PN)
+P, I25, I2997, P50, P5994 = (
+    {"field_order": "progressive", "frame_rate": 25.0},
+    {"field_order": "tt", "frame_rate": 25.0},
+    {"field_order": "bb", "frame_rate": 30000 / 1001},
+    {"field_order": "progressive", "frame_rate": 50.0},
+    {"field_order": "progressive", "frame_rate": 60000 / 1001},
+)  # fmt: skip
+
+
+def _lv(level: int) -> dict[str, Any]:
+    return {"video_level": level}
+
+
+def _vb(rate: int) -> dict[str, Any]:
+    return {"video_bitrate": rate}
+
+
+def _ab(rate: int | None) -> dict[str, Any]:
+    return {"audio_bitrate": rate}
+
+
+@pytest.mark.parametrize(
+    ("container", "name", "profile", "size", "rate", "audio", "facts", "pn"),
+    [
+        # Baseline beyond CIF by level (minidlna); the file's rate
+        (MP4, F4, CBL, (1280, 720), 1_301_216, ("aac", 1), _lv(31), A4 + "BL_L31_HD_AAC"),  # =md
+        (MP4, F4, BL, (1280, 720), 16_000_000, ("aac", 2), _lv(32), A4 + "BL_L32_HD_AAC"),
+        (MP4, F4, BL, (1280, 720), 1_000_000, ("aac", 2), _lv(40), A4 + "MP_HD_720p_AAC"),
+        (MP4, F4, BL, (720, 576), 4_000_000, ("aac", 2), _lv(30), A4 + "BL_L3L_SD_AAC"),
+        (MP4, F4, BL, (640, 480), 6_000_000, ("aac", 2), _lv(30), A4 + "BL_L31_HD_AAC"),
+        (MP4, F4, BL, (720, 576), 4_000_000, ("aac", 2), _lv(32), A4 + "MP_SD_AAC_MULT5"),
+        (MP4, F4, BL, (1920, 1080), 4_000_000, ("aac", 2), _lv(40), A4 + "MP_HD_1080i_AAC"),
+        (MP4, F4, BL, (1280, 720), 1_000_000, ("ac3", 2), _lv(31), None),  # HD: AAC only
+        # the video stream's own rate decides the MP/HP limits when known (the file's is higher)
+        (MP4, F4, "Main", (720, 576), 10_500_000, ("aac", 2), _vb(9_800_000),
+         A4 + "MP_SD_AAC_MULT5"),
+        (MP4, F4, "High", (1920, 1080), 26_000_000, ("aac", 2), _vb(24_000_000), A4 + "HP_HD_AAC"),
+        (MP4, F4, "High", (1920, 1080), 26_000_000, ("aac", 2), {}, None),
+        # AAC: LC only, at 8-48 kHz, with a known rate (HE-AAC was named as LC before)
+        (MP4, F4, "High", (1280, 720), 1_000_000, ("aac", 2), {"aac_profile": "HE-AAC"}, None),
+        (MP4, F4, "High", (1280, 720), 1_000_000, ("aac", 2), {"aac_profile": "HE-AACv2"}, None),
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 2), {"aac_profile": "Main"}, None),
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 2), {"aac_profile": None}, None),
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 2), {"sample_rate": 96_000}, None),
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 2), {"sample_rate": None}, None),
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 2), _ab(None), None),
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 2), _ab(600_000), A4 + "MP_SD_AAC_MULT5"),
+        (MP4, F4, "High", (1280, 720), 1_000_000, ("aac", 2), _ab(600_000), None),  # MULT5
+        (MP4, F4, "Main", (640, 480), 1_000_000, ("aac", 6), _ab(1_500_000), None),
+        # broadcast sizes with AC-3: 720p59.94 is HD_60; the rest MP/HP as minidlna 1.3.0 names
+        # them (1080i too, docs/dlna.md); 1080p50/60 no name; no frame rate: no name
+        (TS, FT, "Main", (720, 576), 242_711, ("ac3", 1), P, AT + "MP_SD_AC3_ISO"),  # =md
+        (TS, FT, CBL, (1920, 1080), 668_572, ("ac3", 1), P, AT + "MP_HD_AC3_ISO"),  # =md
+        (TS, FT, "High", (1280, 720), 302_272, ("ac3", 1), P, AT + "HP_HD_AC3_ISO"),  # =md
+        (TS, FT, "Main", (1920, 1080), 8_000_000, ("ac3", 2), I25, AT + "MP_HD_AC3_ISO"),  # =md
+        (TS, FT, "High", (1440, 1080), 8_000_000, ("ac3", 2), I25, AT + "HP_HD_AC3_ISO"),
+        (TS, FT, "Main", (720, 576), 4_000_000, ("ac3", 2), I25, AT + "MP_SD_AC3_ISO"),
+        (TS, FT, "High", (1920, 1080), 8_000_000, ("ac3", 2), I2997, AT + "HP_HD_AC3_ISO"),
+        (TS, FT, "Main", (720, 480), 4_000_000, ("ac3", 2), I2997, AT + "MP_SD_AC3_ISO"),
+        (TS, FT, "Main", (1280, 720), 8_000_000, ("ac3", 2), P5994, AT + "HD_60_AC3_ISO"),
+        (TS, FT, "High", (1280, 720), 8_000_000, ("ac3", 2), P5994, AT + "HD_60_AC3_ISO"),
+        (TS, FT, "High", (1280, 720), 8_000_000, ("ac3", 2), P50, AT + "HP_HD_AC3_ISO"),
+        (TS, FT, BL, (1280, 720), 3_000_000, ("ac3", 2), P5994, AT + "MP_HD_AC3_ISO"),  # not MP/HP
+        (TS, FT, "Main", (1920, 1080), 8_000_000, ("ac3", 2), P50, None),  # 1080p50
+        (TS, FT, "Main", (720, 576), 4_000_000, ("ac3", 2), P50, None),  # 576p50
+        (TS, FT, "Main", (1920, 1080), 8_000_000, ("ac3", 2), {"field_order": "tt"}, None),
+        (TS, FT, "Main", (1280, 720), 8_000_000, ("ac3", 2), {}, None),  # 59.94 or not?
+        (TS, FT, "Main", (1920, 1080), 8_000_000, ("mp3", 2), P50, AT + "MP_HD_MPEG1_L3_ISO"),
+        # the TS packet size, as probed from the sync bytes: _ISO with 188 only
+        (TS, "a.m2ts", "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": 188},
+         AT + "MP_SD_AC3_ISO"),
+        (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": 192}, None),
+        (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": 204}, None),
+        (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": None}, None),
+    ],
+)  # fmt: skip
+def test_dlna_profile_name_from_probed_facts(
+    container: str,
+    name: str,
+    profile: str,
+    size: tuple[int, int],
+    rate: int,
+    audio: tuple[str, int],
+    facts: dict[str, Any],
+    pn: str | None,
+) -> None:
+    facts = {"ts_packet_size": 188 if container == TS else None, **facts}
+    media = _pn_media(H, profile, size, rate, audio, **facts)
+    assert dlna.profile_name(container, media, name) == pn
+
+
+def test_dlna_profile_name_of_mpeg2_ts_needs_188_byte_packets() -> None:
+    mpeg2 = _pn_media(V2, "Main", (720, 576), 5_000_000, ("mp2", 2), ts_packet_size=188)
+    assert dlna.profile_name("mpegts", mpeg2, "a.ts") == "MPEG_TS_SD_EU_ISO"
+    for size in (192, None):
+        assert dlna.profile_name("mpegts", replace(mpeg2, ts_packet_size=size), "a.ts") is None
 
 
 def test_dlna_profile_name_needs_facts() -> None:
@@ -344,8 +457,8 @@ def test_converted_streams_name_a_profile_only_when_sure(tmp_path: Path) -> None
     plan, choice = service.choose(item(main_ac3, "a.mkv"), generic, force=True)
     assert plan.mode == REMUX and plan.copy_audio
     assert "DLNA.ORG_PN" not in choice.content_features
-    # direct play of the same facts in a TS file: named
-    ts = replace(main_ac3, container="mpegts")
+    # direct play of the same facts in a TS file (188-byte packets, as probed): named
+    ts = replace(main_ac3, container="mpegts", ts_packet_size=188)
     plan, choice = service.choose(item(ts, "a.ts"), generic)
     assert plan.mode == DIRECT
     assert choice.content_features.startswith("DLNA.ORG_PN=AVC_TS_MP_SD_AC3_ISO;DLNA.ORG_OP=01")
