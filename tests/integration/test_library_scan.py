@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -507,3 +507,87 @@ async def test_items_are_browsable_before_their_probe_and_filled_in_by_it(
     await lib.scan(wait_probed=False)
     total, movies = await lib.items(kind="movie")
     assert total == 5 and "Jaws" in [m.title for m in movies]
+
+
+async def test_items_probed_by_an_older_probe_are_probed_once_more(
+    tree: Path, store: Store
+) -> None:
+    """A row whose MediaInfo JSON predates probe_version (no level, frame rate, AAC profile…)
+    is probed once more by the probe pass, announced like any probe batch, and not again; a
+    re-probe that fails keeps the facts the row had."""
+    import asyncio
+    import json
+
+    from sokoul_appliance.events import LibraryUpdated
+    from sokoul_appliance.library.probe import PROBE_VERSION, ProbeError, probe_file
+
+    probes: list[Path] = []
+    failing: set[str] = set()
+
+    async def counting_probe(host: Host, path: Path):  # type: ignore[no-untyped-def]
+        probes.append(path)
+        if path.name in failing:
+            raise ProbeError(f"{path.name}: ffprobe took longer than 60 s")
+        return await probe_file(host, path)
+
+    bus = EventBus()
+    lib = LibraryManager(
+        Host(tree), store, bus, CollectorRegistry(), roots=(MEDIA, COLD), watch=False,
+        probe=counting_probe,
+    )  # fmt: skip
+    await lib.scan()
+    assert len(probes) == 7
+    _, movies = await lib.items(kind="movie")
+    inception = next(m for m in movies if m.title == "Inception")
+    dark = next(m for m in movies if m.title == "The Dark Knight")
+    assert inception.media is not None and inception.media.probe_version == PROBE_VERSION
+    assert inception.media.video_level is not None and inception.media.audio[0].profile == "LC"
+
+    def old_format(media_json: str) -> str:  # as the probe wrote it before probe_version
+        d = json.loads(media_json)
+        for key in ("probe_version", "video_level", "frame_rate", "field_order",
+                    "video_bitrate", "ts_packet_size"):  # fmt: skip
+            del d[key]
+        for a in d["audio"]:
+            del a["profile"], a["sample_rate"], a["bitrate"]
+        return json.dumps(d, sort_keys=True)
+
+    async with store.transaction() as db:
+        for item in (inception, dark):
+            row = await (await db.execute(
+                "SELECT media FROM library_items WHERE id = ?", (item.id,)
+            )).fetchone()  # fmt: skip
+            await db.execute(
+                "UPDATE library_items SET media = ? WHERE id = ?",
+                (old_format(row["media"]), item.id),
+            )
+    lib._written()  # the test wrote rows behind the manager's back: drop its kept items
+    old = await lib.item(inception.id)
+    assert old is not None and old.media is not None
+    assert old.media.probe_version == 1 and old.media.video_level is None  # old JSON loads
+    assert old.media.audio[0].profile is None and old.media.duration is not None
+
+    failing.add(PurePosixPath(dark.rel_path).name)
+    probes.clear()
+    with bus.subscribe(LibraryUpdated) as updates:
+        assert await lib.probe_pending() == (2, 1)
+        assert sorted(p.name for p in probes) == sorted(
+            PurePosixPath(i.rel_path).name for i in (inception, dark)
+        )
+        update = await asyncio.wait_for(updates.get(), 5)
+        assert update.changed == 2 and update.update_id == lib.update_id
+        fresh = await lib.item(inception.id)
+        assert fresh is not None and fresh.media is not None
+        assert fresh.media.probe_version == PROBE_VERSION
+        assert fresh.media.video_level == inception.media.video_level
+        assert fresh.media == inception.media
+        kept = await lib.item(dark.id)  # its re-probe failed: older facts kept, not retried
+        assert kept is not None and kept.probe_error is not None
+        assert kept.media is not None and kept.media.probe_version == 1
+        assert kept.duration == dark.duration and kept.video_codec == "h264"
+        # once: the next pass finds nothing to do and announces nothing
+        update_id = lib.update_id
+        assert await lib.probe_pending() == (0, 0) and len(probes) == 2
+        assert lib.update_id == update_id
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(updates.get(), 0.2)
