@@ -178,6 +178,7 @@ PN_FILES = [
         (*_X264, "main", "-flags", "+ildct+ilme", "-x264opts", "tff=1", "-c:a", "ac3", ".ts"),
     ),
     ("Pnm2ts (2011)", "640x360", (*_X264, "main", "-c:a", "ac3", ".m2ts")),  # 192-byte packets
+    ("Pnsixty (2012)", "1280x720", (*_X264, "main", "-r", "60000/1001", "-c:a", "ac3", ".ts")),
 ]
 # DLNA.ORG_PN (ours, minidlna 1.3.0's) for the PN_FILES, Samsung client; docs/dlna.md says why
 # the differing ones differ
@@ -193,6 +194,7 @@ PN_EXPECTED = {
     "Pnaacmain": (None, None),
     "Pninterlaced": ("AVC_TS_MP_HD_AC3_ISO", "AVC_TS_MP_HD_AC3_ISO"),  # 1080i25: not HD_50
     "Pnm2ts": (None, "AVC_TS_MP_SD_AC3_T"),  # _T goes with video/vnd.dlna.mpeg-tts, not ours
+    "Pnsixty": ("AVC_TS_HD_60_AC3_ISO", "AVC_TS_HD_60_AC3_ISO"),  # 720p59.94
 }
 
 
