@@ -383,9 +383,14 @@ class Wizard:
             ApplyResult(
                 "Content sources",
                 "stored",
-                f"Saved: TMDB key {'set' if key_set else 'not set'}, {len(urls)} Torznab "
-                "indexer(s). The library and search that use them are not part of this build "
-                "yet.",
+                "Saved: "
+                + (
+                    "TMDB key set (the library looks titles and posters up on TMDB after its scans)"
+                    if key_set
+                    else "no TMDB key (titles come from the file names)"
+                )
+                + f"; {len(urls)} Torznab indexer(s) (searching them is not part of this "
+                "build yet).",
             )
         )
         await self._settings.update({"setup.completed_by": "wizard"})

@@ -182,7 +182,11 @@ async def test_wizard_end_to_end(client: Client, supervisor: SupervisorProcess) 
     # the simulated board is read-only; the managers of later issues only store the choice
     assert by_item["Hostname and timezone"]["status"] == "stored"
     assert by_item["Content sources"]["status"] == "stored"
-    assert "not part of this build" in by_item["Content sources"]["detail"]
+    assert "looks titles and posters up on TMDB" in by_item["Content sources"]["detail"]
+    assert (
+        "Torznab indexer(s) (searching them is not part of this build yet)"
+        in (by_item["Content sources"]["detail"])
+    )
     for item in ("Network ports", "WireGuard VPN"):  # their managers are read-only here
         assert by_item[item]["status"] == "stored", by_item[item]
         assert "Simulated board (read-only)" in by_item[item]["detail"], by_item[item]
