@@ -104,6 +104,7 @@ class ContentTree:
         self._choices: dict[tuple[object, ...], tuple[str, bool]] = {}
         self._fragments: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._art: dict[str, tuple[float, Artwork | None]] = {}  # item id -> (until, art)
+        self._bookmarks: dict[str, int] | None = None  # item id -> seconds, read on first use
         self._looking: set[str] = set()
         self._lookups: set[asyncio.Future[list[Artwork | None]]] = set()
 
@@ -173,6 +174,32 @@ class ContentTree:
                 await task
         self._lookups.clear()
 
+    # ---- resume bookmarks (Samsung X_SetBookmark, sec:dcmInfo BM=) --------------------------
+
+    async def _ready_bookmarks(self, client: Client, flt: didl.Filter) -> None:
+        """Read the bookmarks once, before the first page that shows them."""
+        if self._bookmarks is None and client.profile.dcm_info and flt.asks("sec:dcmInfo"):
+            self._bookmarks = await self.library.bookmarks()
+
+    def _bookmark(self, item: LibraryItem, client: Client, flt: didl.Filter) -> int | None:
+        if self._bookmarks is None or not client.profile.dcm_info or not flt.asks("sec:dcmInfo"):
+            return None
+        return self._bookmarks.get(item.id, 0)
+
+    async def set_bookmark(self, object_id: str, seconds: int) -> bool:
+        """Where a TV stopped playing an item (0 clears it); False for no such item."""
+        if not object_id.startswith("it-") or not await self.library.set_bookmark(
+            object_id, seconds
+        ):
+            return False
+        if self._bookmarks is None:
+            self._bookmarks = await self.library.bookmarks()
+        elif seconds > 0:
+            self._bookmarks[object_id] = seconds
+        else:
+            self._bookmarks.pop(object_id, None)
+        return True
+
     # ---- objects ---------------------------------------------------------------------------
 
     def item_view(
@@ -212,6 +239,7 @@ class ContentTree:
             resources=resources,
             album_art=(f"{base}/art/{item.id}", art.profile) if art is not None else None,
             caption=caption,
+            bookmark=self._bookmark(item, client, flt),
         )
 
     def item_fragment(
@@ -227,6 +255,7 @@ class ContentTree:
             item.id, parent_id, client.profile.name, client.base_url, client.caption_header,
             flt, item.display_title, item.year, item.size, item.duration, item.container,
             item.rel_path, item.media, bool(item.sidecars), self._art.get(item.id, _NO_ART)[1],
+            self._bookmark(item, client, flt),
         )  # fmt: skip
         fragments = self._fragments
         hit = fragments.get(key)
@@ -306,6 +335,7 @@ class ContentTree:
     # ---- Browse ----------------------------------------------------------------------------
 
     async def metadata(self, object_id: str, client: Client, flt: didl.Filter) -> Page:
+        await self._ready_bookmarks(client, flt)
         if object_id.startswith("it-"):
             item = await self.library.item(object_id)
             if item is None:
@@ -347,6 +377,7 @@ class ContentTree:
         """Direct children, paged. ``order`` (SortCriteria) sorts items by it; containers
         (shows, seasons, folders) follow dc:title only (ascending or descending) and keep
         their own order for the other properties; the four top containers never move."""
+        await self._ready_bookmarks(client, flt)
         lib = self.library
         limit = _window(start, count)
         containers: list[didl.ContainerView] = []
@@ -421,6 +452,7 @@ class ContentTree:
         """Video items under the container whose properties match (SearchCriteriaError for
         criteria we cannot read), by title unless ``order`` says otherwise. Containers are
         never search results."""
+        await self._ready_bookmarks(client, flt)
         node = parse_criteria(criteria)
         scope: dict[str, object] = {}
         if container_id in (ROOT, RECENT, SHOWS) or container_id == ROOT_FOLDER:

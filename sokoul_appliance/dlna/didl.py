@@ -105,6 +105,7 @@ class ItemView:
     resources: Sequence[Res] = ()
     album_art: tuple[str, str] | None = None  # (url, dlna:profileID such as 'JPEG_TN')
     caption: tuple[str, str] | None = None  # (url, sec:type such as 'srt')
+    bookmark: int | None = None  # Samsung sec:dcmInfo BM= (seconds); None: not sent
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ def item_xml(i: ItemView, flt: Filter) -> str:
     if i.caption:
         url, kind = i.caption
         out.append(f'<sec:CaptionInfoEx sec:type="{attr(kind)}">{text(url)}</sec:CaptionInfoEx>')
+    if i.bookmark is not None:
+        # Samsung's resume point, in minidlna's words (the title after FOLDER= as it does)
+        out.append(
+            f"<sec:dcmInfo>CREATIONDATE=0,FOLDER={text(i.title)},BM={i.bookmark}</sec:dcmInfo>"
+        )
     if flt.res:
         out.extend(_res_xml(r, flt) for r in i.resources)
     out.append("</item>")

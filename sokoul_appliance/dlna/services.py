@@ -79,6 +79,9 @@ class ContentDirectoryService(UpnpServerService):
         "A_ARG_TYPE_Count": create_state_var("ui4"),
         "A_ARG_TYPE_UpdateID": create_state_var("ui4"),
         "A_ARG_TYPE_Featurelist": create_state_var("string"),
+        "A_ARG_TYPE_CategoryType": create_state_var("string"),  # ignored (any value)
+        "A_ARG_TYPE_RID": create_state_var("string"),  # ignored (any value)
+        "A_ARG_TYPE_PosSec": create_state_var("ui4"),
     }
 
     tree: ContentTree
@@ -223,6 +226,25 @@ class ContentDirectoryService(UpnpServerService):
     )
     async def x_get_feature_list(self) -> dict[str, Any]:
         return {"FeatureList": FEATURE_LIST}
+
+    @callable_action(
+        name="X_SetBookmark",
+        in_args={
+            "CategoryType": "A_ARG_TYPE_CategoryType",
+            "RID": "A_ARG_TYPE_RID",
+            "ObjectID": "A_ARG_TYPE_ObjectID",
+            "PosSecond": "A_ARG_TYPE_PosSec",
+        },
+        out_args={},
+    )
+    async def x_set_bookmark(
+        self, CategoryType: str, RID: str, ObjectID: str, PosSecond: int
+    ) -> dict[str, Any]:
+        """Samsung TVs say where playback stopped; Browse then carries it in sec:dcmInfo
+        (BM=) and the TV offers to resume there. 0 clears it."""
+        if not await self.tree.set_bookmark(ObjectID, PosSecond):
+            raise upnp_error(NO_SUCH_OBJECT, "No such object")
+        return {}
 
 
 class ConnectionManagerService(UpnpServerService):

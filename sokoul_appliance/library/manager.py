@@ -922,6 +922,27 @@ class LibraryManager:
         """The item's cached TMDB poster file (None without one)."""
         return await self.tmdb.poster(item.id)
 
+    async def bookmarks(self) -> dict[str, int]:
+        """{item id: seconds} of every resume bookmark (TVs' X_SetBookmark)."""
+        rows = await self.store.fetchall("SELECT item_id, seconds FROM library_bookmarks")
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def set_bookmark(self, item_id: str, seconds: int) -> bool:
+        """Remember where playback of an item stopped (0 clears it); False for no such item."""
+        if await self.item(item_id) is None:
+            return False
+        async with self.store.transaction() as db:
+            if seconds > 0:
+                await db.execute(
+                    "INSERT INTO library_bookmarks (item_id, seconds, updated_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
+                    "seconds = excluded.seconds, updated_at = excluded.updated_at",
+                    (item_id, seconds, time.time()),
+                )
+            else:
+                await db.execute("DELETE FROM library_bookmarks WHERE item_id = ?", (item_id,))
+        return True
+
     async def tmdb_posters(self, items: Sequence[LibraryItem]) -> dict[str, Path]:
         """{item id: cached TMDB poster file} for those of ``items`` that have one."""
         return await self.tmdb.poster_paths([i.id for i in items])

@@ -156,4 +156,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (kind, key)
     );
     """,
+    # 6: library room: where a TV stopped playing an item (Samsung's X_SetBookmark, seconds)
+    """
+    CREATE TABLE library_bookmarks (
+        item_id TEXT PRIMARY KEY,       -- library_items.id
+        seconds INTEGER NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )

@@ -76,6 +76,7 @@ class ClientProfile:
     mime_types: Mapping[str, str] = field(default_factory=dict)  # container/subtitle key -> MIME
     caption_info_sec: bool = False  # answer getCaptionInfo.sec with a CaptionInfo.sec URL
     subtitle_format: str = "srt"
+    dcm_info: bool = False  # Samsung: sec:dcmInfo with the resume bookmark (X_SetBookmark)
 
     def matches(self, user_agent: str) -> bool:
         ua = user_agent.casefold()
@@ -148,6 +149,7 @@ def parse_profile(data: dict[str, Any], where: str) -> ClientProfile:
             mime_types={str(k): str(v) for k, v in data.get("mime_types", {}).items()},
             caption_info_sec=bool(subs.get("caption_info_sec", False)),
             subtitle_format=str(subs.get("format", "srt")),
+            dcm_info=bool(data.get("didl", {}).get("dcm_info", False)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ProfileError(f"{where}: {e}") from e

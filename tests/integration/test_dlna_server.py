@@ -363,6 +363,41 @@ async def test_samsung_replay(rig: Rig) -> None:
     assert value == 2.0
 
 
+async def test_samsung_resume_bookmark(rig: Rig) -> None:
+    """X_SetBookmark (a Samsung TV stopping playback) is kept, and a Samsung Browse whose
+    Filter names sec:dcmInfo carries it as BM= (minidlna's words), so the TV offers to resume;
+    '*', other TVs and other items get nothing; 0 clears it; an unknown id is 701."""
+    samsung = {"User-Agent": SAMSUNG_UA}
+    flt = "dc:title,res,upnp:class,sec:CaptionInfoEx,sec:dcmInfo"
+    heat = await _item(rig, "heat")
+
+    async def dcm(filter_: str = flt, headers: dict[str, str] = samsung) -> str | None:
+        meta, _, _ = await browse(rig, heat.id, "BrowseMetadata", filter_=filter_, headers=headers)
+        return meta[0].findtext("sec:dcmInfo", namespaces=NS)
+
+    title = heat.display_title
+    assert await dcm() == f"CREATIONDATE=0,FOLDER={title},BM=0"
+    args = {"CategoryType": "1", "RID": "0", "ObjectID": heat.id, "PosSecond": 754}
+    a = await soap(rig, "X_SetBookmark", args, samsung)
+    assert (a.status, a.error, a.out) == (200, None, {})
+    assert await dcm() == f"CREATIONDATE=0,FOLDER={title},BM=754"
+    movies, _, _ = await browse(rig, "movies", filter_=flt, headers=samsung)
+    item = next(el for el in movies if el.attrib["id"] == heat.id)
+    assert item.findtext("sec:dcmInfo", namespaces=NS) == f"CREATIONDATE=0,FOLDER={title},BM=754"
+    others = [el.findtext("sec:dcmInfo", namespaces=NS) for el in movies if el is not item]
+    assert others and all(o is not None and o.endswith(",BM=0") for o in others)
+    assert await dcm("*") is None  # only when the Filter names it
+    assert await dcm(headers={"User-Agent": LG_UA}) is None  # a Samsung profile's field
+    assert await rig.lib.bookmarks() == {heat.id: 754}  # stored, survives a restart
+    bad = await soap(rig, "X_SetBookmark", {**args, "ObjectID": "it-ffffffffffffffff"}, samsung)
+    assert (bad.status, bad.error) == (500, 701)
+    bad = await soap(rig, "X_SetBookmark", {**args, "ObjectID": "movies"}, samsung)
+    assert (bad.status, bad.error) == (500, 701)
+    a = await soap(rig, "X_SetBookmark", {**args, "PosSecond": 0}, samsung)
+    assert a.status == 200 and await dcm() == f"CREATIONDATE=0,FOLDER={title},BM=0"
+    assert await rig.lib.bookmarks() == {}
+
+
 async def test_lg_replay(rig: Rig) -> None:
     """LG webOS: no CaptionInfo.sec, subtitles as a text/srt res of the item (profile data)."""
     headers = {"User-Agent": LG_UA}
