@@ -56,6 +56,8 @@ class TmdbConfig:
     interval: float = 0.05  # between two request starts (TMDB allows ~40/s; we stay well under)
     timeout: float = 10.0  # per request
     miss_retry: float = 86400.0  # a title TMDB did not know is asked again after a day
+    refresh_after: float = 30 * 86400.0  # details (overview, poster) asked again by id
+    refresh_per_pass: int = 200  # at most this many refreshes a pass (a big library spreads)
     retry_base: float = 60.0  # after a failed pass: 1 min, 2, 4 ... up to retry_max
     retry_max: float = 3600.0
     max_retry_after: float = 60.0  # a longer 429 Retry-After ends the pass (retried then)
@@ -463,7 +465,9 @@ class TmdbEnricher:
 
     async def _fill_details(self, key: str) -> int:
         """ID first: ids we hold without their details (e.g. the cache was lost) are asked
-        by id, never searched again."""
+        by id, never searched again; so are details older than ``refresh_after`` (a new
+        overview or poster on TMDB; the oldest first, ``refresh_per_pass`` at a time)."""
+        assert self.config is not None
         rows = await self.store.fetchall(
             "SELECT 'movie', i.tmdb_id FROM library_items i WHERE i.tmdb_id IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM library_tmdb t WHERE t.kind = 'movie' "
@@ -471,6 +475,11 @@ class TmdbEnricher:
             "UNION SELECT 'tv', s.tmdb_id FROM library_shows s WHERE s.tmdb_id IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM library_tmdb t WHERE t.kind = 'tv' "
             "AND t.tmdb_id = s.tmdb_id)"
+        )
+        rows += await self.store.fetchall(
+            "SELECT kind, tmdb_id FROM library_tmdb WHERE fetched_at < ? "
+            "ORDER BY fetched_at LIMIT ?",
+            (time.time() - self.config.refresh_after, self.config.refresh_per_pass),
         )
         done = 0
         for start in range(0, len(rows), BATCH):

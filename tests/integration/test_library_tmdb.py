@@ -497,6 +497,36 @@ async def test_a_poster_beside_the_file_wins_for_dlna_art(bench: Bench) -> None:
     assert got.mime == "image/png" and got.profile == "PNG_TN"
 
 
+async def test_details_older_than_a_month_are_asked_again_by_id(
+    bench: Bench, tmdb: FakeTmdb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month on, a movie's details are asked again by its id (never searched): a new
+    overview and poster on TMDB arrive (the cached file replaced atomically)."""
+    await bench.lib.tmdb.enrich()
+    old_poster = bench.posters / "movie-27205.png"
+    assert old_poster.is_file()
+    tmdb.posters["/inception-new.png"] = png(68, 100, (200, 200, 30))
+    monkeypatch.setitem(
+        MOVIES, 27205, {**MOVIES[27205], "overview": "Dreams.", "poster_path": "/inception-new.png"}
+    )
+    assert await bench.lib.tmdb.enrich() == {  # details younger than a month: nothing asked
+        "matched": 0, "missed": 0, "details": 0, "posters": 0, "pruned": 0
+    }  # fmt: skip
+    async with bench.store.transaction() as db:
+        await db.execute(
+            "UPDATE library_tmdb SET fetched_at = ? WHERE kind = 'movie' AND tmdb_id = 27205",
+            (time.time() - 31 * 86400,),
+        )
+    tmdb.seen.clear()
+    done = await bench.lib.tmdb.enrich()
+    assert [s.path for s in tmdb.seen] == ["/3/movie/27205", "/t/p/w342/inception-new.png"]
+    assert (done["details"], done["posters"], done["pruned"]) == (1, 1, 0)
+    _, items = await bench.lib.items(kind="movie", query="inception")
+    facts = (await bench.lib.tmdb.details([items[0].id]))[items[0].id]
+    assert facts["overview"] == "Dreams." and facts["poster_file"] == old_poster.name
+    assert old_poster.read_bytes() == tmdb.posters["/inception-new.png"]  # replaced whole
+
+
 async def test_dlna_content_tree_hands_out_the_cached_poster(bench: Bench) -> None:
     """The DLNA layer's poster look-up (upnp:albumArtURI, /art/{id}) falls back to the
     item's cached TMDB poster; one beside the file still wins, an unmatched item has none."""
