@@ -476,31 +476,25 @@ class Api:
             raise ApiError(409, str(e)) from None
         return web.json_response({})
 
-    def _dlna_urls(self) -> list[str]:
-        """The MediaServer's device description URL(s): what a TV fetches after SSDP."""
+    def _dlna_list(self, method: str) -> list[Any]:
+        """A list the DLNA server gives (empty without one): ``description_urls`` (what a TV
+        fetches after SSDP) or ``clients`` (the TVs and players that browsed lately)."""
         for s in self.ctx.subsystems:
-            urls = getattr(s, "description_urls", None)
-            if s.name == "dlna" and callable(urls):
-                return list(urls())
-        return []
-
-    def _dlna_clients(self) -> list[dict[str, Any]]:
-        """The TVs and players that browsed the library lately (the DLNA server's view)."""
-        for s in self.ctx.subsystems:
-            clients = getattr(s, "clients", None)
-            if s.name == "dlna" and callable(clients):
-                return list(clients())
+            get = getattr(s, method, None)
+            if s.name == "dlna" and callable(get):
+                return list(get())
         return []
 
     async def devices(self, request: web.Request) -> web.Response:
         self.require_login(request)
         dlna_state, cast = self._subsystem("dlna"), self._subsystem("cast")
-        dlna: dict[str, Any] = {**dlna_state, "description_urls": self._dlna_urls()}
+        urls = self._dlna_list("description_urls")
+        dlna: dict[str, Any] = {**dlna_state, "description_urls": urls}
         worst = dlna_state if dlna_state["state"] != "ok" else cast
         chromecasts = self.ctx.cast.snapshot() if self.ctx.cast is not None else []
         return web.json_response(
             {
-                "renderers": self._dlna_clients(),
+                "renderers": self._dlna_list("clients"),
                 "chromecasts": chromecasts,
                 "dlna": dlna,
                 "cast": cast,
