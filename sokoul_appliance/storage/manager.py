@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,9 @@ class StorageManager:
         self._check_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._recalling: set[str] = set()  # items being brought back after a play from cold
-        self._recalls: set[asyncio.Task[None]] = set()
+        # one-shot jobs (a recall after a play from cold, resuming migrations after a
+        # recovery); self._tasks holds only the loops that live as long as the manager
+        self._jobs: set[asyncio.Task[None]] = set()
         self._actions: deque[dict[str, Any]] = deque(maxlen=20)
         self._drives: list[Drive] = []
         self._health: dict[str, DriveHealth] = {}
@@ -180,13 +182,18 @@ class StorageManager:
         self._spawn(self._every(self.config.health_interval, self.refresh_health), "storage-smart")
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._recalls]
+        tasks = [*self._tasks, *self._jobs]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+    def _job(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -531,9 +538,7 @@ class StorageManager:
                 role, item = where
                 if role == COLD and self.config.recall_on_play and item not in self._recalling:
                     self._recalling.add(item)
-                    task = asyncio.create_task(self._recall_played(item), name="storage-recall")
-                    self._recalls.add(task)
-                    task.add_done_callback(self._recalls.discard)
+                    self._job(self._recall_played(item), "storage-recall")
 
     async def _recall_played(self, item: str) -> None:
         """Bring a cold item that is being watched back to the media drive, when both tiers
@@ -595,7 +600,7 @@ class StorageManager:
                     self._bus.publish(StorageRecovered(role))
                     await self._act("recovered", f"the {TITLES[role]} is back at {rs.record.where}")
                     if role == MEDIA or self.available(MEDIA):
-                        self._spawn(self._resume_migrations(), "storage-resume")
+                        self._job(self._resume_migrations(), "storage-resume")
             return
         rs.usage = None
         self.metrics.set_usage(role, None)
