@@ -446,8 +446,9 @@ class LibraryManager:
                 )
             )
         self.metrics.scan_seconds.observe(result.seconds)
-        self.last_scan, self.last_scan_at, self.last_error = result, time.time(), None
+        # counts first: whoever sees last_scan set (status, panel, tests) sees its counts
         await self._refresh_counts()
+        self.last_scan, self.last_scan_at, self.last_error = result, time.time(), None
         log.info("library scan: %s", result)
         return result
 
