@@ -27,6 +27,7 @@ class MountingUnitControl:
         self.host = host
         self.calls: list[tuple[str, str]] = []
         self.fail_start = False
+        self.start_delay = 0.0  # a slow device job (systemd waits for the device to appear)
 
     async def reload(self) -> None:
         self.calls.append(("reload", ""))
@@ -58,6 +59,7 @@ class MountingUnitControl:
         self.calls.append(("start", name))
         if self.fail_start:
             raise UnitFailed(f"{name}: start refused by the test")
+        await asyncio.sleep(self.start_delay)
         unit = self._unit(name)
         where = str(self.host.path(unit["Where"]))
         if os.path.ismount(where):

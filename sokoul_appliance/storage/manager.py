@@ -107,6 +107,9 @@ class RoleState:
     problem: str = ""
     usage: tuple[int, int] | None = None  # (size, free)
     reported_degraded: bool = False
+    # a format/adopt/plan is starting its mount unit: the monitor leaves the role alone
+    # (it would find nothing mounted yet, report the new drive as failing and bounce it)
+    mounting: bool = False
 
 
 class StorageManager:
@@ -427,7 +430,7 @@ class StorageManager:
                 role, drive.name, drive.model, drive.serial, uuid, LABELS[role], "ready"
             )
             await self._save(record)
-            self._roles[role] = RoleState(record)
+            self._roles[role] = RoleState(record, mounting=True)
             await self._act("formatted", f"{drive.name} is the {TITLES[role]} (ext4, UUID {uuid})")
         await self._mount(role)
         return record
@@ -450,7 +453,7 @@ class StorageManager:
                 role, name, drive.model, drive.serial, found[0], LABELS[role], "ready"
             )
             await self._save(record)
-            self._roles[role] = RoleState(record)
+            self._roles[role] = RoleState(record, mounting=True)
             await self._act("adopted", f"{name} (UUID {found[0]}) is the {TITLES[role]}")
         await self._mount(role)
         return record
@@ -480,13 +483,17 @@ class StorageManager:
 
     async def _mount(self, role: str) -> None:
         rs = self._roles[role]
+        rs.mounting = True
         try:
-            if await asyncio.to_thread(install_unit, self._host, rs.record):
-                await asyncio.wait_for(self._units.reload(), UNIT_TIMEOUT)
-            await asyncio.wait_for(self._units.start_unit(rs.record.unit), UNIT_TIMEOUT)
-        except Exception as e:  # a failed unit job, a D-Bus error, a timeout
-            log.warning("starting %s failed: %s", rs.record.unit, e)
-        await self._check(role)
+            try:
+                if await asyncio.to_thread(install_unit, self._host, rs.record):
+                    await asyncio.wait_for(self._units.reload(), UNIT_TIMEOUT)
+                await asyncio.wait_for(self._units.start_unit(rs.record.unit), UNIT_TIMEOUT)
+            except Exception as e:  # a failed unit job, a D-Bus error, a timeout
+                log.warning("starting %s failed: %s", rs.record.unit, e)
+            await self._check(role, mounting=True)
+        finally:
+            rs.mounting = False
 
     # ----- monitoring, degraded mode ---------------------------------------------------------
     async def _monitor(self) -> None:
@@ -501,7 +508,8 @@ class StorageManager:
             for role in list(self._roles):
                 try:
                     await self._check(role)
-                    if self._roles[role].state == DEGRADED:
+                    rs = self._roles.get(role)
+                    if rs is not None and rs.state == DEGRADED and not rs.mounting:
                         await self._try_recover(role)
                 except Exception:
                     log.exception("checking the %s drive failed", role)
@@ -579,13 +587,13 @@ class StorageManager:
         except OSError:
             return None
 
-    async def _check(self, role: str) -> None:
+    async def _check(self, role: str, mounting: bool = False) -> None:
         async with self._check_lock:  # the monitor and a mount may check at the same time
-            await self._check_unlocked(role)
+            await self._check_unlocked(role, mounting)
 
-    async def _check_unlocked(self, role: str) -> None:
+    async def _check_unlocked(self, role: str, mounting: bool = False) -> None:
         rs = self._roles.get(role)
-        if rs is None or rs.record.state != "ready":
+        if rs is None or rs.record.state != "ready" or (rs.mounting and not mounting):
             return
         problem = await probe_mount(self._host, rs.record.where)
         if problem is None:

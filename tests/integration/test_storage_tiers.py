@@ -197,8 +197,16 @@ async def test_tiers_end_to_end(board: Board, rig: Rig) -> None:
     with pytest.raises(FormatRefused, match="does not match"):
         await rig.manager.format_drive("sda", "cold", f"{COLD_MODEL} USB-COLD-0002")
     assert cold.sha256() == before
+    # a slow mount job (several monitor passes long): the new drive is not reported as
+    # failing meanwhile, nor unmounted and remounted by a recovery attempt
+    rig.units.start_delay = 1.0
     await rig.manager.format_drive("sda", "cold", cold.confirm_text)
-    await wait_for(lambda: rig.manager.available("cold"))
+    rig.units.start_delay = 0.0
+    assert rig.manager.available("cold")
+    assert os.path.ismount(root / "srv/cold")
+    await asyncio.sleep(0.5)  # a couple more monitor passes
+    assert ("stop", "srv-cold.mount") not in rig.units.calls
+    assert not [a for a in rig.manager.snapshot()["last_actions"] if a["action"] == "degraded"]
     assert os.path.ismount(root / "srv/cold")
 
     # placement: a download lands on the media filesystem
