@@ -52,7 +52,7 @@ from sokoul_appliance.library.naming import EPISODE, MOVIE, OTHER, ParsedName, n
 from sokoul_appliance.library.naming import parse_name as guess
 from sokoul_appliance.library.organize import OrganizeError, Placed, organize
 from sokoul_appliance.library.probe import (
-    PROBE_VERSION,
+    STALE_MEDIA_SQL,
     MediaInfo,
     ProbeError,
     probe_file,
@@ -480,10 +480,8 @@ class LibraryManager:
                         # (json_valid: one unreadable row never stops the pass)
                         "SELECT num, root, rel_path, size, mtime_ns FROM library_items "
                         "WHERE probe_error IS NULL AND available = 1 AND num > ? "
-                        "AND (media IS NULL OR CASE WHEN json_valid(media) THEN "
-                        "json_extract(media, '$.probe_version') IS NOT ? ELSE 0 END) "
-                        "ORDER BY num LIMIT ?",
-                        (after, PROBE_VERSION, PROBE_BATCH),
+                        f"AND ({STALE_MEDIA_SQL}) ORDER BY num LIMIT ?",
+                        (after, PROBE_BATCH),
                     )
                     if not rows or self._stopping:
                         break

@@ -13,8 +13,18 @@ from sokoul_appliance.host import CommandError, Host
 PROBE_TIMEOUT = 60.0
 # What a MediaInfo's facts were read with. 1: before the facts DLNA.ORG_PN needs (level, frame
 # rate, field order, audio profile/sample rate/bit rate, video bit rate, TS packet size); rows
-# probed with an older version are probed once more by the library's probe pass.
-PROBE_VERSION = 2
+# probed with an older version are probed once more by the library's probe pass. Version 3
+# adds whether 192-byte TS packets carry timestamps (ts_timestamped): only version-2 rows of
+# such files need probing again (see STALE_MEDIA_SQL).
+PROBE_VERSION = 3
+# library_items rows whose ``media`` JSON lacks facts the current version keeps: a version-2
+# row lacks only ts_timestamped, which matters for 192-byte MPEG-TS alone
+STALE_MEDIA_SQL = (
+    "media IS NULL OR CASE WHEN json_valid(media) THEN "
+    "coalesce(json_extract(media, '$.probe_version'), 1) < 2 OR "
+    "(json_extract(media, '$.probe_version') = 2 AND "
+    "json_extract(media, '$.ts_packet_size') = 192) ELSE 0 END"
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,10 @@ class MediaInfo:
     frame_rate: float | None = None  # frames per second (avg_frame_rate, else r_frame_rate)
     field_order: str | None = None  # 'progressive' | 'tt' | 'bb' | 'tb' | 'bt'; None: unknown
     video_bitrate: int | None = None  # the video stream's own bits per second
-    ts_packet_size: int | None = None  # MPEG-TS: 188, 192 (timestamped) or 204; else None
+    ts_packet_size: int | None = None  # MPEG-TS: 188, 192 (with a 4-byte header) or 204
+    # 192-byte packets: their 4-byte headers hold arrival timestamps (True: DLNA's _T names),
+    # or are zero (False: the unsuffixed names); None: not such a TS, or not known
+    ts_timestamped: bool | None = None
     probe_version: int = PROBE_VERSION  # from_json() of a row without it: 1
 
     def to_json(self) -> str:
@@ -86,6 +99,7 @@ class MediaInfo:
             g("field_order"),
             g("video_bitrate"),
             g("ts_packet_size"),
+            g("ts_timestamped"),
             g("probe_version", 1),
         )  # fmt: skip
 
@@ -141,12 +155,26 @@ def ts_packet_size(head: bytes) -> int | None:
     return None
 
 
-def _read_ts_packet_size(path: Path) -> int | None:
+def ts_timestamped(head: bytes) -> bool | None:
+    """For a TS of 192-byte packets: whether the 4-byte header of its second packet is not
+    zero, i.e. it carries arrival timestamps (minidlna's dlna_timestamp_is_present: a _T
+    name when they do, the unsuffixed one when they are zero). None: not such a TS."""
+    if ts_packet_size(head) != 192:
+        return None
+    i = head.index(0x47)
+    while head[i + 192] != 0x47 or head[i + 384] != 0x47:  # the sync byte of the 192 stride
+        i = head.index(0x47, i + 1)
+    return any(head[i + 188 : i + 192])
+
+
+def _read_ts_header(path: Path) -> tuple[int | None, bool | None]:
+    """(packet size, timestamped) from a TS file's first kilobyte."""
     try:
         with path.open("rb") as f:
-            return ts_packet_size(f.read(1024))
+            head = f.read(1024)
     except OSError:
-        return None
+        return None, None
+    return ts_packet_size(head), ts_timestamped(head)
 
 
 def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
@@ -243,5 +271,6 @@ async def probe_file(host: Host, path: Path, timeout: float = PROBE_TIMEOUT) -> 
         raise ProbeError(f"{path.name}: ffprobe answered something unreadable ({e})") from e
     if "mpegts" in info.container.split(","):
         # ffprobe does not say; the sync bytes do (1 kB read, in a worker thread)
-        info = replace(info, ts_packet_size=await asyncio.to_thread(_read_ts_packet_size, path))
+        size, stamped = await asyncio.to_thread(_read_ts_header, path)
+        info = replace(info, ts_packet_size=size, ts_timestamped=stamped)
     return info

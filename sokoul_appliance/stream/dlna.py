@@ -163,10 +163,30 @@ def _broadcast(media: MediaInfo) -> str | None:
     return "" if fps <= 30.01 else None
 
 
+TTS_MIME = "video/vnd.dlna.mpeg-tts"  # MPEG-TS in 192-byte packets (DLNA's _T / bare names)
+
+
+def _ts_suffix(media: MediaInfo) -> str | None:
+    """The end of an MPEG-TS profile name, from the probed packets (as minidlna 1.3.0):
+    '_ISO' for 188-byte packets (MIME video/mpeg), '_T' for 192-byte packets that carry
+    timestamps, '' for 192-byte packets whose timestamps are zero (both with MIME
+    video/vnd.dlna.mpeg-tts: ts_mime); None when unknown or 204-byte: no name."""
+    if media.ts_packet_size == 188:
+        return "_ISO"
+    if media.ts_packet_size == 192 and media.ts_timestamped is not None:
+        return "_T" if media.ts_timestamped else ""
+    return None
+
+
+def ts_mime(media: MediaInfo | None) -> str | None:
+    """video/vnd.dlna.mpeg-tts for a file of 192-byte TS packets, else None. DLNA ties
+    the _T and unsuffixed MPEG-TS names to that MIME type (minidlna sends it with them)."""
+    return TTS_MIME if media is not None and media.ts_packet_size == 192 else None
+
+
 def _avc_ts(media: MediaInfo, audio: str | None) -> str | None:
-    if media.ts_packet_size != 188:
-        # 192-byte packets (.m2ts/.mts): DLNA's _T / unsuffixed names go with the MIME type
-        # video/vnd.dlna.mpeg-tts, which we do not send; unknown or 204: no name either
+    end = _ts_suffix(media)
+    if end is None:
         return None
     profile = media.video_profile
     if (media.width, media.height) in _TS_BROADCAST_SIZES and audio == _AUDIO_AC3:
@@ -174,7 +194,7 @@ def _avc_ts(media: MediaInfo, audio: str | None) -> str | None:
         if broadcast is None:
             return None
         if broadcast and profile in ("Main", "High"):
-            return f"AVC_TS_{broadcast}_AC3_ISO"
+            return f"AVC_TS_{broadcast}_AC3{end}"
     vrate = _video_rate(media)
     if profile in _H264_BASELINE and _within(media, 352, 288, vrate, 384_000):
         name = "AVC_TS_BL_CIF15_"
@@ -196,7 +216,7 @@ def _avc_ts(media: MediaInfo, audio: str | None) -> str | None:
     # AAC in a TS is ADTS, with no AudioSpecificConfig to read the object type from: minidlna
     # never names it (AVC_TS_*_AAC_MULT5 exist, but no TV needs them) and neither do we
     suffix = {_AUDIO_MP3: "MPEG1_L3", _AUDIO_AC3: "AC3"}.get(audio or "")
-    return f"{name}{suffix}_ISO" if suffix else None
+    return f"{name}{suffix}{end}" if suffix else None
 
 
 def _mpeg2(container: str, media: MediaInfo, audio: str | None) -> str | None:
@@ -211,14 +231,15 @@ def _mpeg2(container: str, media: MediaInfo, audio: str | None) -> str | None:
             return "MPEG_PS_NTSC"
         return None
     if container == "mpegts" and media.audio and audio != _AUDIO_PCM:
-        if media.ts_packet_size != 188:
-            return None  # _T / unsuffixed (192-byte packets): another MIME type; see _avc_ts
+        end = _ts_suffix(media)
+        if end is None:
+            return None
         if w >= 1280 and h >= 720:
-            return "MPEG_TS_HD_NA_ISO" if w <= 1920 and h <= 1080 else None
+            return f"MPEG_TS_HD_NA{end}" if w <= 1920 and h <= 1080 else None
         if w <= 720 and h in (576, 288):
-            return "MPEG_TS_SD_EU_ISO"
+            return f"MPEG_TS_SD_EU{end}"
         if w <= 720 and h in (480, 240):
-            return "MPEG_TS_SD_NA_ISO"
+            return f"MPEG_TS_SD_NA{end}"
     return None
 
 
@@ -226,8 +247,9 @@ def profile_name(container: str, media: MediaInfo | None, file_name: str = "") -
     """DLNA.ORG_PN of a file (container key as profiles.container_key gives it) or of a
     stream we produce with these facts; None when DLNA names no profile or we cannot tell.
 
-    MPEG-TS is named only with 188-byte packets (_ISO), as probed from the file's sync bytes
-    (``MediaInfo.ts_packet_size``); a stream we produce says nothing of them: no name."""
+    MPEG-TS is named from its packets as probed from the file (``MediaInfo.ts_packet_size``,
+    ``ts_timestamped``): _ISO for 188 bytes; _T or no suffix for 192 bytes, which go with
+    the MIME type ts_mime() gives. A stream we produce says nothing of them: no name."""
     if media is None or not media.video_codec:
         return None
     ext = PurePosixPath(file_name).suffix.lower()

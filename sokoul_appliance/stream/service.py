@@ -230,6 +230,8 @@ class StreamService:
         if plan.mode == DIRECT:
             pn = dlna.profile_name(container, item.media, item.file_name)
             mime = profile.mime_for(container, item.mime_type)
+            if pn is not None:  # a named 192-byte TS (.m2ts/.mts): its name's MIME type
+                mime = dlna.ts_mime(item.media) or mime
             return plan, StreamChoice(
                 DIRECT, path, mime, dlna.content_features(pn, dlna.OP_RANGE), item.size
             )
@@ -242,6 +244,8 @@ class StreamService:
             # gets no PN: its profile, size and rate are the encoder's (a board hook may
             # differ from libx264's High)
             media = item.media
+            if target.container == "mpegts":  # ffmpeg's muxer writes plain 188-byte packets
+                media = replace(media, ts_packet_size=188, ts_timestamped=None)
             converted = media
             if media.audio:
                 first = media.audio[0]

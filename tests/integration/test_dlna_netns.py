@@ -193,7 +193,7 @@ PN_EXPECTED = {
     "Pnbaselinehd": ("AVC_MP4_BL_L31_HD_AAC", "AVC_MP4_BL_L31_HD_AAC"),
     "Pnaacmain": (None, None),
     "Pninterlaced": ("AVC_TS_MP_HD_AC3_ISO", "AVC_TS_MP_HD_AC3_ISO"),  # 1080i25: not HD_50
-    "Pnm2ts": (None, "AVC_TS_MP_SD_AC3_T"),  # _T goes with video/vnd.dlna.mpeg-tts, not ours
+    "Pnm2ts": ("AVC_TS_MP_SD_AC3_T", "AVC_TS_MP_SD_AC3_T"),  # 192-byte packets, timestamped
     "Pnsixty": ("AVC_TS_HD_60_AC3_ISO", "AVC_TS_HD_60_AC3_ISO"),  # 720p59.94
 }
 
@@ -407,11 +407,16 @@ def test_same_items_compared_with_minidlna(lab: Lab, media: Path, tmp_path: Path
     # Baseline MP4 at ~250 kbit/s); docs/dlna.md lists the files where we differ on purpose
     assert inc["sokoul"]["pn"] == "AVC_MP4_BL_CIF15_AAC_520"
     assert heat["sokoul"]["pn"] is None and heat["minidlna"]["pn"] is None  # no PN for MKV
-    pns = {}
+    pns, mimes = {}, {}
     for title in PN_EXPECTED:
         assert wait_until(lambda t=title: len(search(mini_url, t)) == 1, 30, 0.5), title
         ours, mini = search(ours_url, title), search(mini_url, title)
         assert len(ours) == 1, (title, ours)
         pns[title] = (_describe(ours[0])["pn"], _describe(mini[0])["pn"])
+        mimes[title] = (_describe(ours[0])["mime"], _describe(mini[0])["mime"])
     print(json.dumps(pns, indent=1))
     assert pns == PN_EXPECTED
+    # and the MIME types agree too: video/mp4, video/mpeg for 188-byte TS packets, DLNA's
+    # video/vnd.dlna.mpeg-tts for the 192-byte ones
+    assert all(ours == mini for ours, mini in mimes.values()), mimes
+    assert mimes["Pnm2ts"][0] == "video/vnd.dlna.mpeg-tts"

@@ -591,3 +591,26 @@ async def test_items_probed_by_an_older_probe_are_probed_once_more(
         assert lib.update_id == update_id
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(updates.get(), 0.2)
+
+    # version 3 adds only ts_timestamped: of the version-2 rows, only those of 192-byte TS
+    # packets are probed again (the rest would gain nothing from it)
+    async with store.transaction() as db:
+        for item, packets in ((inception, None), (dark, 192)):
+            row = await (await db.execute(
+                "SELECT media FROM library_items WHERE id = ?", (item.id,)
+            )).fetchone()  # fmt: skip
+            d = json.loads(row["media"])
+            d.update(probe_version=2, ts_packet_size=packets)
+            d.pop("ts_timestamped", None)
+            await db.execute(
+                "UPDATE library_items SET media = ?, probe_error = NULL WHERE id = ?",
+                (json.dumps(d, sort_keys=True), item.id),
+            )
+    lib._written()
+    failing.clear()
+    probes.clear()
+    assert await lib.probe_pending() == (1, 0)
+    assert [p.name for p in probes] == [PurePosixPath(dark.rel_path).name]
+    again = await lib.item(dark.id)
+    assert again is not None and again.media is not None
+    assert again.media.probe_version == PROBE_VERSION

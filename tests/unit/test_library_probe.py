@@ -18,6 +18,7 @@ from sokoul_appliance.library.probe import (
     MediaInfo,
     probe_file,
     ts_packet_size,
+    ts_timestamped,
 )
 from sokoul_appliance.stream import dlna
 from tests.media_samples import need_ffmpeg
@@ -85,8 +86,18 @@ async def test_interlaced_broadcast_ts_and_packet_sizes(tmp_path: Path) -> None:
         check=True, timeout=120,
     )  # fmt: skip
     info = await _probe(m2ts)
-    assert info.ts_packet_size == 192
-    assert dlna.profile_name("mpegts", info, "i50.m2ts") is None
+    assert (info.ts_packet_size, info.ts_timestamped) == (192, True)
+    assert dlna.profile_name("mpegts", info, "i50.m2ts") == "AVC_TS_MP_HD_AC3_T"  # as minidlna
+    assert dlna.ts_mime(info) == "video/vnd.dlna.mpeg-tts"
+    # the same packets with their 4-byte headers zeroed: the name without a suffix
+    data = bytearray(m2ts.read_bytes())
+    for at in range(0, len(data), 192):
+        data[at : at + 4] = bytes(4)
+    zeroed = tmp_path / "zeroed.m2ts"
+    zeroed.write_bytes(bytes(data))
+    info = await _probe(zeroed)
+    assert (info.ts_packet_size, info.ts_timestamped) == (192, False)
+    assert dlna.profile_name("mpegts", info, "zeroed.m2ts") == "AVC_TS_MP_HD_AC3"
     # NTSC film rate, progressive
     p = _make(tmp_path / "p.ts", "640x360", *X264, "-c:a", "ac3", rate="24000/1001")
     info = await _probe(p)
@@ -105,6 +116,21 @@ def test_ts_packet_size_from_sync_bytes() -> None:
     assert ts_packet_size(stream(188, lead=17)) == 188
     assert ts_packet_size(b"\x47" + b"\0" * 1000) is None
     assert ts_packet_size(b"") is None
+
+
+def test_ts_timestamps_from_the_192_byte_packet_headers() -> None:
+    def stream(stamp: bytes, lead: int = 0, count: int = 5) -> bytes:
+        packet = stamp + b"\x47" + b"\x11" * 187
+        return b"\x00" * lead + packet * count
+
+    assert ts_timestamped(stream(b"\x1a\x2b\x3c\x4d")) is True
+    assert ts_timestamped(stream(b"\x00\x00\x00\x01", lead=50)) is True
+    assert ts_timestamped(stream(bytes(4))) is False
+    assert ts_timestamped(stream(bytes(4), lead=7)) is False
+    # a stray 0x47 before the real first packet does not shift where the header is read
+    assert ts_timestamped(b"\x47" + stream(b"\x00\x00\x07\x00", lead=3)) is True
+    assert ts_timestamped(b"\x47" + b"\x11" * 187 + b"\x47" + b"\x11" * 187 * 4) is None
+    assert ts_timestamped(b"") is None
 
 
 def test_media_info_json_from_before_the_new_facts_loads() -> None:

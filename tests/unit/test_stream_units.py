@@ -397,6 +397,14 @@ def _ab(rate: int | None) -> dict[str, Any]:
         (TS, "a.m2ts", "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": 188},
          AT + "MP_SD_AC3_ISO"),
         (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": 192}, None),
+        (TS, "a.m2ts", "Main", (640, 360), 1_000_000, ("ac3", 2),
+         {"ts_packet_size": 192, "ts_timestamped": True}, AT + "MP_SD_AC3_T"),
+        (TS, "a.mts", "Main", (640, 360), 1_000_000, ("ac3", 2),
+         {"ts_packet_size": 192, "ts_timestamped": False}, AT + "MP_SD_AC3"),
+        (TS, "a.m2ts", "High", (1280, 720), 8_000_000, ("ac3", 2),
+         {"ts_packet_size": 192, "ts_timestamped": True, **P5994}, AT + "HD_60_AC3_T"),
+        (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2),
+         {"ts_packet_size": 204, "ts_timestamped": True}, None),
         (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": 204}, None),
         (TS, FT, "Main", (640, 360), 1_000_000, ("ac3", 2), {"ts_packet_size": None}, None),
     ],
@@ -462,6 +470,20 @@ def test_converted_streams_name_a_profile_only_when_sure(tmp_path: Path) -> None
     plan, choice = service.choose(item(ts, "a.ts"), generic)
     assert plan.mode == DIRECT
     assert choice.content_features.startswith("DLNA.ORG_PN=AVC_TS_MP_SD_AC3_ISO;DLNA.ORG_OP=01")
+    assert choice.mime_type == generic.mime_for("mpegts", "video/mp2t")
+    # 192-byte packets (.m2ts, .mts): _T with timestamps, no suffix when they are zero; both
+    # with DLNA's MIME type for such a TS (as minidlna sends them); unknown: no name, and the
+    # profile's usual MIME type
+    for stamped, pn in ((True, "AVC_TS_MP_SD_AC3_T"), (False, "AVC_TS_MP_SD_AC3")):
+        m2ts = replace(ts, ts_packet_size=192, ts_timestamped=stamped)
+        plan, choice = service.choose(item(m2ts, "a.m2ts"), generic)
+        assert plan.mode == DIRECT
+        assert choice.content_features.startswith(f"DLNA.ORG_PN={pn};DLNA.ORG_OP=01")
+        assert choice.mime_type == "video/vnd.dlna.mpeg-tts"
+    unknown = replace(ts, ts_packet_size=192)
+    plan, choice = service.choose(item(unknown, "a.m2ts"), generic)
+    assert "DLNA.ORG_PN" not in choice.content_features
+    assert choice.mime_type == generic.mime_for("mpegts", "video/mp2t")
     # a transcode (HEVC) is never named
     hevc = replace(main_ac3, video_codec="hevc")
     plan, choice = service.choose(item(hevc, "a.mkv"), generic)
