@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -21,13 +22,15 @@ from sokoul_appliance.auth.throttle import LoginThrottle
 from sokoul_appliance.bus import EventBus
 from sokoul_appliance.cast import CastConfig, CastManager
 from sokoul_appliance.cast.addressing import discovery_addresses, parse_addresses
-from sokoul_appliance.cores import CoreGovernor
+from sokoul_appliance.cores import BACKGROUND, HEAVY, CoreGovernor
+from sokoul_appliance.cores.scope import slice_prefix
 from sokoul_appliance.dlna import DlnaManager
 from sokoul_appliance.dlna.addressing import serving_bindings
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
 from sokoul_appliance.library import LibraryManager
+from sokoul_appliance.library.probe import probe_file
 from sokoul_appliance.library.tmdb import TmdbConfig
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
@@ -150,12 +153,15 @@ class Supervisor:
             sources=SourceRegistry(),  # "Play now" puts a downloading file here for /stream
             units=SystemdClient(),
         )
+        # the supervisor's children run in their slices (docs/cores.md): ffprobe with the
+        # library's scans on the little cores, ffmpeg's conversions on the big ones
         self.library = LibraryManager(
             self.host,
             self.store,
             self.bus,
             self.metrics.registry,
             tmdb=self._tmdb_config(config),
+            probe=functools.partial(probe_file, prefix=slice_prefix(self.host, BACKGROUND)),
         )
         self.stream = StreamService(
             self.host,
@@ -163,6 +169,7 @@ class Supervisor:
             self.metrics.registry,
             sources=self.torrents.sources,
             bus=self.bus,
+            command_prefix=slice_prefix(self.host, HEAVY),
         )
         self.wizard = Wizard(
             self.store,
