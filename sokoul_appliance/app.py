@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import os
@@ -23,14 +22,14 @@ from sokoul_appliance.bus import EventBus
 from sokoul_appliance.cast import CastConfig, CastManager
 from sokoul_appliance.cast.addressing import discovery_addresses, parse_addresses
 from sokoul_appliance.cores import BACKGROUND, HEAVY, CoreGovernor
-from sokoul_appliance.cores.scope import slice_prefix
+from sokoul_appliance.cores.scope import SliceCommands
 from sokoul_appliance.dlna import DlnaManager
 from sokoul_appliance.dlna.addressing import serving_bindings
 from sokoul_appliance.hardware import Hardware
 from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
 from sokoul_appliance.library import LibraryManager
-from sokoul_appliance.library.probe import probe_file
+from sokoul_appliance.library.probe import MediaInfo, probe_file
 from sokoul_appliance.library.tmdb import TmdbConfig
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
@@ -155,13 +154,14 @@ class Supervisor:
         )
         # the supervisor's children run in their slices (docs/cores.md): ffprobe with the
         # library's scans on the little cores, ffmpeg's conversions on the big ones
+        self.slices = SliceCommands(self.host)
         self.library = LibraryManager(
             self.host,
             self.store,
             self.bus,
             self.metrics.registry,
             tmdb=self._tmdb_config(config),
-            probe=functools.partial(probe_file, prefix=slice_prefix(self.host, BACKGROUND)),
+            probe=self._probe,
         )
         self.stream = StreamService(
             self.host,
@@ -169,7 +169,7 @@ class Supervisor:
             self.metrics.registry,
             sources=self.torrents.sources,
             bus=self.bus,
-            command_prefix=slice_prefix(self.host, HEAVY),
+            command_prefix=self.slices.prefix(HEAVY),
         )
         self.wizard = Wizard(
             self.store,
@@ -293,6 +293,17 @@ class Supervisor:
     def request_stop(self) -> None:
         self._stop.set()
 
+    async def _start_cores(self) -> None:
+        """The slices, then whether children can be started in them (else unplaced)."""
+        await self.cores.start()
+        await self.slices.check()
+        self.cores.note_scope_problem(self.slices.problem)
+        self.stream.command_prefix = self.slices.prefix(HEAVY)
+
+    async def _probe(self, host: Host, path: Path) -> MediaInfo:
+        """The library's ffprobe, in the background slice (when it can be placed)."""
+        return await probe_file(host, path, prefix=self.slices.prefix(BACKGROUND))
+
     async def _load_state(self) -> None:
         await self.settings.load()
         await self.sessions.load()
@@ -335,7 +346,7 @@ class Supervisor:
             ("database", self.store.start, self.store.stop),
             ("settings", self._load_state, _nothing),
             ("board discovery", self.hardware.start, self.hardware.stop),
-            ("CPU slices", self.cores.start, self.cores.stop),
+            ("CPU slices", self._start_cores, self.cores.stop),
             ("thermal governor", self.thermal.start, self.thermal.stop),
             ("storage", self.storage.start, self.storage.stop),
             ("network", self.network.start, self.network.stop),

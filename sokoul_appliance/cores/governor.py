@@ -92,6 +92,8 @@ class CoreGovernor:
         self._changes: dict[str, SliceChange] = {}
         self._errors: dict[str, str] = {}
         self._state = ("unavailable", "Not started.")
+        # the supervisor's children could not be placed in their slices (cores/scope.py)
+        self._scope_problem: str | None = None
         self._lock = asyncio.Lock()
         self._stack = contextlib.ExitStack()
         self._sub: Subscription | None = None
@@ -245,4 +247,14 @@ class CoreGovernor:
             for p in self._plan
         ]
         moved = f"; background avoids CPUs {format_cpu_list(self._avoid)}" if self._avoid else ""
-        return "ok", "CPUs: " + ", ".join(parts) + moved + "."
+        detail = "CPUs: " + ", ".join(parts) + moved + "."
+        if self._scope_problem:
+            return "degraded", f"{detail} {self._scope_problem}"
+        return "ok", detail
+
+    def note_scope_problem(self, problem: str | None) -> None:
+        """What SliceCommands.check() found: the slices are set, but the supervisor's own
+        children (ffmpeg, ffprobe) cannot be started in them."""
+        self._scope_problem = problem
+        if self._state[0] in ("ok", "degraded") and not self._errors:
+            self._state = self._summary()

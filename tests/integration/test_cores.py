@@ -257,6 +257,43 @@ async def test_refused_property_degrades_with_a_message(
         await governor.stop()
 
 
+class BootedHost(Host):
+    """Claims to be the appliance (booted with systemd: its tree has /run/systemd/system),
+    so SliceCommands really runs this machine's systemd-run, which has no systemd to ask."""
+
+    @property
+    def live(self) -> bool:
+        return True
+
+
+@pytest.mark.skipif(
+    Path("/run/systemd/system").is_dir(), reason="this machine runs systemd: the check may pass"
+)
+async def test_children_that_cannot_be_placed_run_unplaced_and_degrade(
+    systemd: SystemdDouble, bus_address: str, tmp_path: Path
+) -> None:
+    from sokoul_appliance.cores.scope import SliceCommands
+
+    (tmp_path / "run/systemd/system").mkdir(parents=True)
+    slices = SliceCommands(BootedHost(tmp_path))
+    assert slices.active and slices.prefix(HEAVY)[:2] == ("systemd-run", "--scope")
+    governor = CoreGovernor(EventBus(), SystemdClient(bus_address), await board("dt"))
+    await governor.start()
+    try:
+        assert governor.status()[0] == "ok"
+        await slices.check()  # systemd-run here: "System has not been booted with systemd"
+        assert not slices.active and slices.prefix(HEAVY) == () and slices.prefix(BACKGROUND) == ()
+        assert slices.problem is not None and "run beside the supervisor" in slices.problem
+        governor.note_scope_problem(slices.problem)
+        state, detail = governor.status()
+        assert state == "degraded" and detail.startswith("CPUs: interactive 4-7")
+        assert "could not be started in their slices (systemd-run: " in detail
+        governor.note_scope_problem(None)
+        assert governor.status()[0] == "ok"
+    finally:
+        await governor.stop()
+
+
 async def test_a_client_connects_on_first_use(
     systemd: SystemdDouble, bus_address: str, tmp_path: Path
 ) -> None:
