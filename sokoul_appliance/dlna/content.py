@@ -14,7 +14,6 @@ parent in BrowseMetadata and Search: 'movies', its season, or its folder).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import tomllib
 from collections import OrderedDict
@@ -32,6 +31,7 @@ from sokoul_appliance.library.model import ROOT_FOLDER
 from sokoul_appliance.stream import StreamService, dlna
 from sokoul_appliance.stream.profiles import PROFILES_DIR, ClientProfile
 from sokoul_appliance.stream.transcode import DIRECT
+from sokoul_appliance.tasks import cancel_and_wait
 
 ROOT = "0"
 MOVIES = "movies"
@@ -167,11 +167,7 @@ class ContentTree:
 
     async def close(self) -> None:
         """Cancel the look-ups still running (the manager's stop)."""
-        for task in list(self._lookups):
-            task.cancel()
-        for task in list(self._lookups):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._lookups)
         self._lookups.clear()
 
     # ---- resume bookmarks (Samsung X_SetBookmark, sec:dcmInfo BM=) --------------------------

@@ -50,6 +50,7 @@ from sokoul_appliance.library import LibraryManager
 from sokoul_appliance.library.files import MIME_BY_EXTENSION
 from sokoul_appliance.stream import StreamService
 from sokoul_appliance.stream.service import client_identity
+from sokoul_appliance.tasks import cancel_and_wait
 
 log = logging.getLogger("sokoul.dlna")
 
@@ -214,11 +215,7 @@ class DlnaManager:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         async with self._lock:
             for binding in list(self._sites):

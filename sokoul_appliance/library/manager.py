@@ -60,6 +60,7 @@ from sokoul_appliance.library.probe import (
 from sokoul_appliance.library.tmdb import TmdbConfig, TmdbEnricher
 from sokoul_appliance.library.watch import DirectoryWatcher, folders_under
 from sokoul_appliance.store.database import Store
+from sokoul_appliance.tasks import cancel_and_wait
 
 log = logging.getLogger("sokoul.library")
 
@@ -200,11 +201,7 @@ class LibraryManager:
             if not self.probing:
                 break
             await asyncio.sleep(0.05)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.tmdb.stop()
         self._watcher.close()

@@ -35,6 +35,7 @@ from sokoul_appliance.events import SettingsChanged
 from sokoul_appliance.library.metrics import LibraryMetrics
 from sokoul_appliance.library.naming import normalize_title
 from sokoul_appliance.store.database import Store
+from sokoul_appliance.tasks import cancel_and_wait
 
 log = logging.getLogger("sokoul.library.tmdb")
 
@@ -240,11 +241,7 @@ class TmdbEnricher:
         self._tasks.append(asyncio.create_task(self._listen(), name="library-tmdb-settings"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.close()
 

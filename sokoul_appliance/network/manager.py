@@ -10,7 +10,6 @@ run it inside a network namespace with a temporary host root).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from sokoul_appliance.network.roles import (
 )
 from sokoul_appliance.network.rollback import DEFAULT_TIMEOUT, RollbackTimer, TrialError
 from sokoul_appliance.store.settings import KEYS, Settings
+from sokoul_appliance.tasks import cancel_and_wait
 
 log = logging.getLogger("sokoul.network")
 
@@ -140,11 +140,7 @@ class NetworkManager:
             self._tasks.append(asyncio.create_task(self._sample_loop(), name="network-sample"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self._rollback.close()
         # the ports keep their addresses and the firewall stays (the appliance must stay

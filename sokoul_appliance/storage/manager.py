@@ -73,6 +73,7 @@ from sokoul_appliance.storage.roles import (
 from sokoul_appliance.storage.tiering import ItemFacts, TieringRules, choose_cold_items
 from sokoul_appliance.store.database import Store
 from sokoul_appliance.store.settings import Settings
+from sokoul_appliance.tasks import cancel_and_wait
 
 log = logging.getLogger("sokoul.storage")
 
@@ -185,12 +186,7 @@ class StorageManager:
         self._spawn(self._every(self.config.health_interval, self.refresh_health), "storage-smart")
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._jobs]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*self._tasks, *self._jobs])
         self._tasks.clear()
 
     def _job(self, coro: Coroutine[Any, Any, None], name: str) -> None:

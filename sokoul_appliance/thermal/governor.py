@@ -44,6 +44,7 @@ from sokoul_appliance.events import (
     TorrentLimitRequest,
 )
 from sokoul_appliance.host import Host
+from sokoul_appliance.tasks import cancel_and_wait
 from sokoul_appliance.thermal.fan import FanControl, FanError, fan_controls
 from sokoul_appliance.thermal.states import (
     ACTIONS,
@@ -225,11 +226,7 @@ class ThermalGovernor:
 
     async def stop(self) -> None:
         self._running = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         # never leave the fan forced to full behind: the EC's own curve takes over again
         for fan in self._fans:
