@@ -299,6 +299,12 @@ class Supervisor:
         await self.slices.check()
         self.cores.note_scope_problem(self.slices.problem)
         self.stream.command_prefix = self.slices.prefix(HEAVY)
+        # one ffprobe per background core (the 4 A520s on the Orange Pi 6 Plus), never more
+        # than this machine has, at least the default 2
+        background = len(self.cores.planned_cpus(BACKGROUND))
+        self.library.set_probe_concurrency(
+            max(self.library.probe_concurrency, min(background, os.cpu_count() or 1))
+        )
 
     async def _probe(self, host: Host, path: Path) -> MediaInfo:
         """The library's ffprobe, in the background slice (when it can be placed)."""

@@ -130,6 +130,10 @@ class CoreGovernor:
     def status(self) -> tuple[str, str]:
         return self._state
 
+    def planned_cpus(self, unit: str) -> tuple[int, ...]:
+        """The CPUs the plan gives a slice (also on a simulated board); () before start."""
+        return next((p.cpus for p in self._plan if p.unit == unit), ())
+
     # what the panel shows -------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:

@@ -150,6 +150,7 @@ class LibraryManager:
         self.downloads = downloads
         self.rescan_interval = rescan_interval
         self._probe = probe
+        self.probe_concurrency = probe_concurrency
         self._probe_slots = asyncio.Semaphore(probe_concurrency)
         self._scan_lock = asyncio.Lock()
         self._probe_lock = asyncio.Lock()
@@ -207,6 +208,13 @@ class LibraryManager:
         self._watcher.close()
         self._watching = False
         self._stopping = False
+
+    def set_probe_concurrency(self, n: int) -> None:
+        """How many ffprobes run at once (before start: the supervisor sizes it to the
+        background slice's cores)."""
+        assert not self.probing, "set before the probe pass runs"
+        self.probe_concurrency = max(1, n)
+        self._probe_slots = asyncio.Semaphore(self.probe_concurrency)
 
     def request_scan(self) -> None:
         self._rescan.set()
@@ -293,6 +301,7 @@ class LibraryManager:
             "last_scan": None if self.last_scan is None else self.last_scan.to_dict(),
             "last_scan_at": self.last_scan_at,
             "update_id": self.update_id,
+            "probe_concurrency": self.probe_concurrency,
             "organize_problems": list(self.organize_problems),
             "watch": {
                 "active": self._watching and self._watcher.problem is None,
@@ -918,9 +927,19 @@ class LibraryManager:
         """The item's cached TMDB poster file (None without one)."""
         return await self.tmdb.poster(item.id)
 
-    async def bookmarks(self) -> dict[str, int]:
-        """{item id: seconds} of every resume bookmark (TVs' X_SetBookmark)."""
-        rows = await self.store.fetchall("SELECT item_id, seconds FROM library_bookmarks")
+    async def bookmarks(self, ids: Sequence[str] | None = None) -> dict[str, int]:
+        """{item id: seconds} of every resume bookmark (TVs' X_SetBookmark), or of those
+        of ``ids`` that have one (a page of the panel's grid)."""
+        if ids is None:
+            rows = await self.store.fetchall("SELECT item_id, seconds FROM library_bookmarks")
+        elif not ids:
+            return {}
+        else:
+            marks = ",".join("?" * len(ids))
+            rows = await self.store.fetchall(
+                f"SELECT item_id, seconds FROM library_bookmarks WHERE item_id IN ({marks})",
+                tuple(ids),
+            )
         return {r[0]: int(r[1]) for r in rows}
 
     async def set_bookmark(self, item_id: str, seconds: int) -> bool:

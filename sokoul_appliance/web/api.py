@@ -369,6 +369,7 @@ class Api:
             kind=kind, query=(q.get("q") or None), offset=offset, limit=limit
         )
         tmdb = await self.ctx.library.tmdb_details(items)
+        resume = await self.ctx.library.bookmarks([i.id for i in items])
         root = self.ctx.library.host.root
 
         def art_beside() -> list[bool]:
@@ -384,6 +385,7 @@ class Api:
             d["overview"] = facts.get("overview")
             has_poster = has_art or bool(facts.get("poster_file"))
             d["poster"] = f"/api/library/{item.id}/poster" if has_poster else None
+            d["resume_seconds"] = resume.get(item.id)  # where a TV stopped (X_SetBookmark)
             out.append(d)
         return web.json_response(
             {

@@ -35,6 +35,33 @@ def _card(page: Any, title: str) -> Any:
     return page.locator("[data-testid=library-row]", has_text=title)
 
 
+def _set_bookmark(page: Any, sv: SupervisorProcess, item_id: str, seconds: int) -> None:
+    """What a Samsung TV sends when playback stops: X_SetBookmark to the MediaServer that
+    ./build.sh dev serves on 127.0.0.1 (its URL from /api/health)."""
+    import urllib.request
+
+    health = api_get(page, sv, "/api/health")
+    control = health["dlna"]["description_urls"][0].replace(
+        "/description.xml", "/upnp/control/ContentDirectory"
+    )
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+        '<u:X_SetBookmark xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1">'
+        f"<CategoryType>1</CategoryType><RID>0</RID><ObjectID>{item_id}</ObjectID>"
+        f"<PosSecond>{seconds}</PosSecond></u:X_SetBookmark></s:Body></s:Envelope>"
+    ).encode()
+    headers = {
+        "SOAPACTION": '"urn:schemas-upnp-org:service:ContentDirectory:1#X_SetBookmark"',
+        "Content-Type": 'text/xml; charset="utf-8"',
+        "User-Agent": "DLNADOC/1.50 SEC_HHP_[TV] Samsung Q7 Series (55)/1.0 UPnP/1.0",
+    }
+    request = urllib.request.Request(control, data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 200
+
+
 def test_library_page_shows_a_poster_grid_and_searches(browser: Any, tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(SIM_ACPI, root, symlinks=True)
@@ -70,9 +97,18 @@ def test_library_page_shows_a_poster_grid_and_searches(browser: Any, tmp_path: P
                 assert time.monotonic() < deadline, data["library"]
                 time.sleep(0.3)
 
+            # a Samsung TV stopped Big Buck Bunny at 1:02:03 (X_SetBookmark to the DLNA server)
+            bunny_id = next(i["id"] for i in data["items"] if i["title"] == "Big Buck Bunny")
+            _set_bookmark(page, sv, bunny_id, 3723)
+
             go_page(page, "library")
             expect(tid(page, "library-grid")).to_be_visible()
             expect(tid(page, "library-row")).to_have_count(4)
+            # its card offers to resume there, in the browser (a #t= media fragment)
+            resume = _card(page, "Big Buck Bunny").get_by_test_id("library-resume")
+            expect(resume).to_have_text("Resume 1:02:03")
+            expect(resume).to_have_attribute("href", f"/stream/{bunny_id}#t=3723")
+            expect(_card(page, "Inception").get_by_test_id("library-resume")).to_have_count(0)
             expect(tid(page, "library-summary")).to_have_text("1–4 of 4 items in the library")
             # matched by TMDB: its poster, loaded; its overview; Play and Cast on the card
             inception = _card(page, "Inception")

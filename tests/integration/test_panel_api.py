@@ -528,6 +528,9 @@ async def test_library_lists_searches_and_streams(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
         assert sorted(i["kind"] for i in items) == ["episode", "movie"], items
         assert page["total"] == 2
+        # one ffprobe per core of the background slice (the board's 4 A520s), at most one
+        # per CPU of this machine, at least 2
+        assert page["library"]["probe_concurrency"] == max(2, min(4, os.cpu_count() or 1))
         _, found = await c.call("GET", "/api/library?q=bunny")
         assert [i["title"] for i in found["items"]] == ["Big Buck Bunny"]
         assert found["items"][0]["year"] == 2008

@@ -1355,6 +1355,10 @@ function libraryCard(it) {
         "div",
         { class: "poster-actions" },
         h("a", { href: `/stream/${encodeURIComponent(it.id)}`, target: "_blank", rel: "noopener", class: "button-link primary", "aria-label": `Play ${label}`, dataset: tid("library-play") }, "Play"),
+        // a TV stopped here (its resume bookmark): the browser starts there (#t= media fragment)
+        it.resume_seconds > 0
+          ? h("a", { href: `/stream/${encodeURIComponent(it.id)}#t=${it.resume_seconds}`, target: "_blank", rel: "noopener", class: "button-link", "aria-label": `Resume ${label} at ${fmtClock(it.resume_seconds)}`, title: "Where playback on a TV stopped", dataset: tid("library-resume") }, `Resume ${fmtClock(it.resume_seconds)}`)
+          : null,
         castButton(it.id, label),
       ),
     ),
