@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from sokoul_appliance.bus import EventBus, Subscription
 from sokoul_appliance.cores.plan import (
+    HEAVY,
     SLICE_ROLE,
     SLICE_WORK,
     SLICES,
@@ -31,7 +32,7 @@ from sokoul_appliance.cores.plan import (
     cluster_roles,
     plan_slices,
 )
-from sokoul_appliance.events import CpuPlacementRequest
+from sokoul_appliance.events import CpuPlacementRequest, PauseHeavyWork, ResumeHeavyWork
 from sokoul_appliance.systemd.client import SystemdClient, SystemdError, SystemdUnavailable
 from sokoul_appliance.systemd.cpuset import format_cpu_list
 
@@ -94,6 +95,10 @@ class CoreGovernor:
         self._state = ("unavailable", "Not started.")
         # the supervisor's children could not be placed in their slices (cores/scope.py)
         self._scope_problem: str | None = None
+        # critical temperature (PauseHeavyWork): the heavy slice frozen, i.e. every running
+        # conversion suspended where it is until ResumeHeavyWork thaws it
+        self._frozen_for: str | None = None
+        self._freeze_error: str | None = None
         self._lock = asyncio.Lock()
         self._stack = contextlib.ExitStack()
         self._sub: Subscription | None = None
@@ -112,8 +117,13 @@ class CoreGovernor:
         self._clusters = tuple(found.clusters)
         self._plan = plan_slices(self._clusters)
         # subscribe before anything can publish a request, so none is lost
-        self._sub = self._stack.enter_context(self._bus.subscribe(CpuPlacementRequest, size=32))
+        self._sub = self._stack.enter_context(
+            self._bus.subscribe(CpuPlacementRequest, PauseHeavyWork, ResumeHeavyWork, size=32)
+        )
         await self._apply("plan from the discovered CPU clusters")
+        # a supervisor that ended while conversions were frozen (a crash at critical
+        # temperature) must not leave the next ones frozen
+        await self._thaw_left_over()
         self._task = asyncio.create_task(self._follow_requests(), name="cores-governor")
 
     async def stop(self) -> None:
@@ -122,6 +132,8 @@ class CoreGovernor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._frozen_for is not None:  # never leave conversions frozen behind
+            await self._freeze_heavy(None)
         self._stack.close()
         self._sub = None
         if self._close_client and not self._read_only:  # False: the client is shared
@@ -167,6 +179,9 @@ class CoreGovernor:
             "avoid_cpus": list(self._avoid),
             "avoid_reason": self._avoid_reason or None,
             "slices": slices,
+            "heavy_frozen": self._frozen_for is not None,
+            "heavy_frozen_reason": self._frozen_for,
+            "freeze_error": self._freeze_error,
         }
 
     # work ---------------------------------------------------------------------------------
@@ -174,7 +189,11 @@ class CoreGovernor:
     async def _follow_requests(self) -> None:
         assert self._sub is not None
         while True:
-            request: CpuPlacementRequest = await self._sub.get()
+            request = await self._sub.get()
+            if isinstance(request, PauseHeavyWork | ResumeHeavyWork):
+                reason = request.reason if isinstance(request, PauseHeavyWork) else None
+                await self._freeze_heavy(reason)
+                continue
             self._avoid = tuple(sorted(set(request.avoid_cpus)))
             self._avoid_reason = request.reason
             self._plan = plan_slices(self._clusters, self._avoid)
@@ -252,9 +271,53 @@ class CoreGovernor:
         ]
         moved = f"; background avoids CPUs {format_cpu_list(self._avoid)}" if self._avoid else ""
         detail = "CPUs: " + ", ".join(parts) + moved + "."
+        if self._frozen_for is not None:
+            detail += f" Conversions frozen: {self._frozen_for}."
+        if self._freeze_error:
+            return "degraded", f"{detail} The heavy slice: {self._freeze_error}"
         if self._scope_problem:
             return "degraded", f"{detail} {self._scope_problem}"
         return "ok", detail
+
+    async def _freeze_heavy(self, reason: str | None) -> None:
+        """Freeze (reason) or thaw (None) sokoul-heavy.slice with systemd's cgroup freezer:
+        at critical temperature a running conversion stops using the CPU where it is and goes
+        on from there afterwards (the stream room refuses new ones meanwhile). Only a slice
+        this governor set up is frozen; a failure is logged and shown, nothing else."""
+        async with self._lock:
+            if self._read_only or HEAVY not in self._applied:
+                return
+            if (reason is not None) == (self._frozen_for is not None):
+                self._frozen_for = reason  # already so: a new reason at most
+                return
+            try:
+                if reason is not None:
+                    await self._systemd.freeze_unit(HEAVY)
+                else:
+                    await self._systemd.thaw_unit(HEAVY)
+            except SystemdError as e:
+                log.warning("%s %s: %s (%s)", "freezing" if reason else "thawing", HEAVY, e,
+                            e.detail)  # fmt: skip
+                self._freeze_error = str(e)
+                if reason is None:
+                    self._frozen_for = None  # thawing failed: do not try again and again
+            else:
+                log.info("%s %s (%s)", "froze" if reason else "thawed", HEAVY,
+                         reason or "back under the critical temperature")  # fmt: skip
+                self._frozen_for, self._freeze_error = reason, None
+            if self._state[0] in ("ok", "degraded") and not self._errors:
+                self._state = self._summary()
+
+    async def _thaw_left_over(self) -> None:
+        if self._read_only or HEAVY not in self._applied:
+            return
+        try:
+            state = await self._systemd.unit_properties(HEAVY, "org.freedesktop.systemd1.Unit")
+        except SystemdError:
+            return
+        if state.get("FreezerState") not in (None, "running", "thawing"):
+            self._frozen_for = "left frozen by an earlier run"
+            await self._freeze_heavy(None)
 
     def note_scope_problem(self, problem: str | None) -> None:
         """What SliceCommands.check() found: the slices are set, but the supervisor's own

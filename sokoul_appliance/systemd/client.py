@@ -252,6 +252,15 @@ class SystemdClient:
     ) -> JobResult:
         return await self._job("RestartUnit", name, mode, "restart", timeout)
 
+    async def freeze_unit(self, name: str) -> None:
+        """FreezeUnit (systemd >= 246): suspend every process of the unit with the cgroup
+        freezer (a slice: everything in its scopes and services) until ThawUnit."""
+        await self._manager("FreezeUnit", "s", [name], what=f"freeze {name}", unit=name)
+
+    async def thaw_unit(self, name: str) -> None:
+        """ThawUnit: the processes FreezeUnit suspended run on."""
+        await self._manager("ThawUnit", "s", [name], what=f"thaw {name}", unit=name)
+
     async def reload(self) -> None:
         """daemon-reload: systemd rereads unit files (after writing one to /etc)."""
         await self._manager("Reload", "", [], what="reload its unit files", timeout=60.0)

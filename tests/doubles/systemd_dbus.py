@@ -39,6 +39,7 @@ from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 NAME = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
+UNIT_INACTIVE = "org.freedesktop.systemd1.UnitInactive"
 CGROUP_TYPES = {
     "slice": "org.freedesktop.systemd1.Slice",
     "service": "org.freedesktop.systemd1.Service",
@@ -87,6 +88,7 @@ class FakeUnit:
     load_state: str = "loaded"
     description: str = ""
     props: dict[str, Any] = field(default_factory=dict)  # type interface values (plain Python)
+    freezer_state: str = "running"  # FreezeUnit / ThawUnit: "frozen" | "running"
 
     @property
     def path(self) -> str:
@@ -128,6 +130,10 @@ class UnitInterface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def SubState(self) -> "s":
         return self._unit.sub_state
+
+    @dbus_property(access=PropertyAccess.READ)
+    def FreezerState(self) -> "s":
+        return self._unit.freezer_state
 
 
 class CgroupInterface(ServiceInterface):
@@ -225,6 +231,20 @@ class ManagerInterface(ServiceInterface):
         unit = self._d._require(unit, name)
         for key, value in properties:
             unit.props[key] = value.value if isinstance(value, Variant) else value
+
+    @method()
+    async def FreezeUnit(self, name: "s") -> None:
+        await self._freezer("FreezeUnit", name, "frozen")
+
+    @method()
+    async def ThawUnit(self, name: "s") -> None:
+        await self._freezer("ThawUnit", name, "running")
+
+    async def _freezer(self, method_name: str, name: str, state: str) -> None:
+        unit = self._d._require(await self._d._enter(method_name, (name,), name), name)
+        if unit.active_state != "active":  # as systemd answers for an inactive unit
+            raise DBusError(UNIT_INACTIVE, f"Unit {name} is not active.")
+        unit.freezer_state = state
 
     @method()
     async def Reload(self) -> None:

@@ -257,6 +257,76 @@ async def test_refused_property_degrades_with_a_message(
         await governor.stop()
 
 
+async def test_critical_temperature_freezes_the_heavy_slice_and_release_thaws_it(
+    systemd: SystemdDouble, bus_address: str
+) -> None:
+    """PauseHeavyWork (the thermal governor at critical) freezes sokoul-heavy.slice, i.e.
+    every running conversion, through systemd's FreezeUnit; ResumeHeavyWork thaws it; a stop
+    never leaves it frozen, and a start thaws what an earlier run left frozen."""
+    from sokoul_appliance.events import PauseHeavyWork, ResumeHeavyWork
+
+    bus = EventBus()
+    systemd.unit(HEAVY).freezer_state = "frozen"  # an earlier supervisor died at critical
+    governor = CoreGovernor(bus, SystemdClient(bus_address), await board("dt"))
+    await governor.start()
+    try:
+        assert [c.args for c in systemd.calls_to("ThawUnit")] == [(HEAVY,)]
+        assert systemd.unit(HEAVY).freezer_state == "running"
+        assert governor.status()[0] == "ok" and not governor.snapshot()["heavy_frozen"]
+
+        bus.publish(PauseHeavyWork("SoC at 91 °C"))
+        await wait_for(lambda: len(systemd.calls_to("FreezeUnit")) == 1)
+        assert systemd.calls_to("FreezeUnit")[0].args == (HEAVY,)
+        await wait_for(lambda: governor.snapshot()["heavy_frozen"])
+        assert systemd.unit(HEAVY).freezer_state == "frozen"
+        state, detail = governor.status()
+        assert state == "ok" and detail.endswith(" Conversions frozen: SoC at 91 °C.")
+        assert governor.snapshot()["heavy_frozen_reason"] == "SoC at 91 °C"
+        bus.publish(PauseHeavyWork("SoC at 93 °C"))  # still frozen: no second call
+        await wait_for(lambda: governor.snapshot()["heavy_frozen_reason"] == "SoC at 93 °C")
+        assert len(systemd.calls_to("FreezeUnit")) == 1
+
+        bus.publish(ResumeHeavyWork("back to 84 °C"))
+        await wait_for(lambda: len(systemd.calls_to("ThawUnit")) == 2)
+        await wait_for(lambda: not governor.snapshot()["heavy_frozen"])
+        assert systemd.unit(HEAVY).freezer_state == "running"
+        assert "frozen" not in governor.status()[1]
+
+        # frozen when the supervisor stops: thawed on the way out
+        bus.publish(PauseHeavyWork("SoC at 91 °C"))
+        await wait_for(lambda: systemd.unit(HEAVY).freezer_state == "frozen")
+    finally:
+        await governor.stop()
+    assert systemd.unit(HEAVY).freezer_state == "running"
+    assert len(systemd.calls_to("ThawUnit")) == 3
+
+
+async def test_a_refused_freeze_is_shown_and_nothing_else_changes(
+    systemd: SystemdDouble, bus_address: str
+) -> None:
+    from sokoul_appliance.events import PauseHeavyWork, ResumeHeavyWork
+
+    def refuse(call: Call, unit: FakeUnit | None) -> None:
+        raise DBusError("org.freedesktop.DBus.Error.AccessDenied", "Access denied")
+
+    systemd.hook("FreezeUnit", refuse)
+    bus = EventBus()
+    governor = CoreGovernor(bus, SystemdClient(bus_address), await board("dt"))
+    await governor.start()
+    try:
+        bus.publish(PauseHeavyWork("SoC at 91 °C"))
+        await wait_for(lambda: governor.snapshot()["freeze_error"] is not None)
+        state, detail = governor.status()
+        assert state == "degraded" and "The heavy slice: " in detail
+        assert not governor.snapshot()["heavy_frozen"]
+        assert systemd.unit(HEAVY).freezer_state == "running"
+        bus.publish(ResumeHeavyWork("back to 80 °C"))  # never frozen: nothing to thaw
+        await asyncio.sleep(0.2)
+        assert systemd.calls_to("ThawUnit") == []
+    finally:
+        await governor.stop()
+
+
 class BootedHost(Host):
     """Claims to be the appliance (booted with systemd: its tree has /run/systemd/system),
     so SliceCommands really runs this machine's systemd-run, which has no systemd to ask."""
