@@ -30,6 +30,7 @@ from sokoul_appliance.health import HealthInputs, HealthReporter, read_json_file
 from sokoul_appliance.host import Host
 from sokoul_appliance.library import LibraryManager
 from sokoul_appliance.library.probe import MediaInfo, probe_file
+from sokoul_appliance.library.probe_worker import ProbeHelper, ProbeHelperError
 from sokoul_appliance.library.tmdb import TmdbConfig
 from sokoul_appliance.logbook import RecentLogs
 from sokoul_appliance.metrics import SupervisorMetrics
@@ -51,6 +52,7 @@ from sokoul_appliance.web.context import StatusSource, WebContext
 from sokoul_appliance.wizard.flow import Wizard
 
 log = logging.getLogger("sokoul.supervisor")
+PROBE_HELPER_STARTS = 20  # a helper that had to be started this often is not used any more
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
@@ -155,6 +157,9 @@ class Supervisor:
         # the supervisor's children run in their slices (docs/cores.md): ffprobe with the
         # library's scans on the little cores, ffmpeg's conversions on the big ones
         self.slices = SliceCommands(self.host)
+        # on a systemd host: one helper process in the background slice runs the library's
+        # ffprobes (not a transient scope per file: library/probe_worker.py)
+        self.prober = ProbeHelper(lambda: self.slices.prefix(BACKGROUND))
         self.library = LibraryManager(
             self.host,
             self.store,
@@ -307,8 +312,21 @@ class Supervisor:
         )
 
     async def _probe(self, host: Host, path: Path) -> MediaInfo:
-        """The library's ffprobe, in the background slice (when it can be placed)."""
-        return await probe_file(host, path, prefix=self.slices.prefix(BACKGROUND))
+        """The library's ffprobe: through the helper in the background slice when children
+        can be placed there; directly (beside the supervisor) otherwise, and when the helper
+        fails (nothing is lost: the file is probed all the same)."""
+        if self.slices.active and self.prober.starts <= PROBE_HELPER_STARTS:
+            try:
+                return await self.prober.probe(host, path)
+            except ProbeHelperError as e:
+                log.warning("%s; probing %s beside the supervisor", e, path.name)
+                if self.prober.starts >= PROBE_HELPER_STARTS:
+                    log.error("the probe helper keeps failing: probes run unplaced from now on")
+        return await probe_file(host, path)
+
+    async def _stop_library(self) -> None:
+        await self.library.stop()
+        await self.prober.close()
 
     async def _load_state(self) -> None:
         await self.settings.load()
@@ -358,7 +376,7 @@ class Supervisor:
             ("network", self.network.start, self.network.stop),
             ("VPN", self.vpn.start, self.vpn.stop),
             ("downloads", self.torrents.start, self.torrents.stop),
-            ("library", self.library.start, self.library.stop),
+            ("library", self.library.start, self._stop_library),
             ("streaming", self.stream.start, self.stream.stop),
             ("DLNA server", self.dlna.start, self.dlna.stop),
             ("casting", self.cast.start, self.cast.stop),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -239,17 +238,14 @@ def parse_ffprobe(data: dict[str, Any]) -> MediaInfo:
     )
 
 
-async def probe_file(
-    host: Host, path: Path, timeout: float = PROBE_TIMEOUT, prefix: Sequence[str] = ()
-) -> MediaInfo:
+async def probe_file(host: Host, path: Path, timeout: float = PROBE_TIMEOUT) -> MediaInfo:
     """ffprobe one real path (already mapped through the host seam). Its cost is the
     process start (~110 ms on the 2-core bench machine, the same as ``ffprobe -version``):
     -probesize / -analyzeduration change nothing measurable for a file's headers, so the
-    library runs a few of these at a time in the background instead (probe_pending).
-    ``prefix``: how to start it in the background slice (cores.scope.slice_prefix)."""
+    library runs a few of these at a time in the background instead (probe_pending); on
+    the appliance inside the probe helper, in the background slice (probe_worker.py)."""
     try:
         result = await host.run(
-            *prefix,
             "nice",  # a scan's probes yield the CPU to streaming and the panel
             "-n",
             "10",
