@@ -33,6 +33,7 @@ from sokoul_appliance.library.probe import PROBE_TIMEOUT, MediaInfo, ProbeError,
 log = logging.getLogger("sokoul.library")
 
 MODULE = "sokoul_appliance.library.probe_worker"
+LINE_LIMIT = 1 << 20  # an answer is a MediaInfo JSON: a few kB even with dozens of streams
 
 
 class ProbeHelperError(Exception):
@@ -92,7 +93,10 @@ class ProbeHelper:
             self.starts += 1
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                    *argv,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    limit=LINE_LIMIT,
                 )
             except OSError as e:
                 raise ProbeHelperError(f"the probe helper did not start ({e})") from e
@@ -102,7 +106,15 @@ class ProbeHelper:
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
-        while line := await proc.stdout.readline():
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # a line over LINE_LIMIT: not this protocol
+                log.warning("probe helper: an answer longer than %d bytes", LINE_LIMIT)
+                await self._end(proc)
+                break
+            if not line:
+                break
             try:
                 reply = json.loads(line)
                 answer = self._pending.get(int(reply["id"]))
