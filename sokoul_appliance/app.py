@@ -52,7 +52,7 @@ from sokoul_appliance.web.context import StatusSource, WebContext
 from sokoul_appliance.wizard.flow import Wizard
 
 log = logging.getLogger("sokoul.supervisor")
-PROBE_HELPER_STARTS = 20  # a helper that had to be started this often is not used any more
+PROBE_HELPER_STARTS = 20  # a probe helper started this often in one run is not used any more
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
@@ -154,8 +154,8 @@ class Supervisor:
             sources=SourceRegistry(),  # "Play now" puts a downloading file here for /stream
             units=SystemdClient(),
         )
-        # the supervisor's children run in their slices (docs/cores.md): ffprobe with the
-        # library's scans on the little cores, ffmpeg's conversions on the big ones
+        # the supervisor's children run in their slices (docs/cores.md): the library's probes
+        # on the little cores, ffmpeg's conversions on the big ones (_start_cores)
         self.slices = SliceCommands(self.host)
         # on a systemd host: one helper process in the background slice runs the library's
         # ffprobes (not a transient scope per file: library/probe_worker.py)
@@ -174,7 +174,6 @@ class Supervisor:
             self.metrics.registry,
             sources=self.torrents.sources,
             bus=self.bus,
-            command_prefix=self.slices.prefix(HEAVY),
         )
         self.wizard = Wizard(
             self.store,
@@ -303,7 +302,7 @@ class Supervisor:
         await self.cores.start()
         await self.slices.check()
         self.cores.note_scope_problem(self.slices.problem)
-        self.stream.command_prefix = self.slices.prefix(HEAVY)
+        self.stream.command_prefix = self.slices.prefix(HEAVY)  # ffmpeg: the big cores
         # one ffprobe per background core (the 4 A520s on the Orange Pi 6 Plus), never more
         # than this machine has, at least the default 2
         background = len(self.cores.planned_cpus(BACKGROUND))
@@ -315,7 +314,7 @@ class Supervisor:
         """The library's ffprobe: through the helper in the background slice when children
         can be placed there; directly (beside the supervisor) otherwise, and when the helper
         fails (nothing is lost: the file is probed all the same)."""
-        if self.slices.active and self.prober.starts <= PROBE_HELPER_STARTS:
+        if self.slices.active and self.prober.starts < PROBE_HELPER_STARTS:
             try:
                 return await self.prober.probe(host, path)
             except ProbeHelperError as e:
