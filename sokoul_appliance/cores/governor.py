@@ -289,24 +289,27 @@ class CoreGovernor:
                 return
             if (reason is not None) == (self._frozen_for is not None):
                 self._frozen_for = reason  # already so: a new reason at most
-                return
-            try:
-                if reason is not None:
-                    await self._systemd.freeze_unit(HEAVY)
-                else:
-                    await self._systemd.thaw_unit(HEAVY)
-            except SystemdError as e:
-                log.warning("%s %s: %s (%s)", "freezing" if reason else "thawing", HEAVY, e,
-                            e.detail)  # fmt: skip
-                self._freeze_error = str(e)
-                if reason is None:
-                    self._frozen_for = None  # thawing failed: do not try again and again
             else:
-                log.info("%s %s (%s)", "froze" if reason else "thawed", HEAVY,
-                         reason or "back under the critical temperature")  # fmt: skip
-                self._frozen_for, self._freeze_error = reason, None
+                await self._freezer_call(reason)
             if self._state[0] in ("ok", "degraded") and not self._errors:
                 self._state = self._summary()
+
+    async def _freezer_call(self, reason: str | None) -> None:
+        try:
+            if reason is not None:
+                await self._systemd.freeze_unit(HEAVY)
+            else:
+                await self._systemd.thaw_unit(HEAVY)
+        except SystemdError as e:
+            log.warning("%s %s: %s (%s)", "freezing" if reason else "thawing", HEAVY, e,
+                        e.detail)  # fmt: skip
+            self._freeze_error = str(e)
+            if reason is None:
+                self._frozen_for = None  # thawing failed: do not try again and again
+        else:
+            log.info("%s %s (%s)", "froze" if reason else "thawed", HEAVY,
+                     reason or "back under the critical temperature")  # fmt: skip
+            self._frozen_for, self._freeze_error = reason, None
 
     async def _thaw_left_over(self) -> None:
         if self._read_only or HEAVY not in self._applied:

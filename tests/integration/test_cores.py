@@ -285,6 +285,7 @@ async def test_critical_temperature_freezes_the_heavy_slice_and_release_thaws_it
         bus.publish(PauseHeavyWork("SoC at 93 °C"))  # still frozen: no second call
         await wait_for(lambda: governor.snapshot()["heavy_frozen_reason"] == "SoC at 93 °C")
         assert len(systemd.calls_to("FreezeUnit")) == 1
+        assert governor.status()[1].endswith(" Conversions frozen: SoC at 93 °C.")
 
         bus.publish(ResumeHeavyWork("back to 84 °C"))
         await wait_for(lambda: len(systemd.calls_to("ThawUnit")) == 2)
