@@ -50,7 +50,8 @@ class ProbeHelper:
         self._prefix = prefix
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        # request id -> (the helper it was sent to, its answer)
+        self._pending: dict[int, tuple[asyncio.subprocess.Process, asyncio.Future[Any]]] = {}
         self._ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
         self.starts = 0  # helper starts tried so far (one that keeps dying is given up)
@@ -63,8 +64,8 @@ class ProbeHelper:
     async def probe(self, host: Host, path: Path) -> MediaInfo:
         proc = await self._ensure()
         n = next(self._ids)
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[n] = answer
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[n] = (proc, answer)
         try:
             assert proc.stdin is not None
             proc.stdin.write(json.dumps({"id": n, "path": str(path)}).encode() + b"\n")
@@ -117,17 +118,21 @@ class ProbeHelper:
                 break
             try:
                 reply = json.loads(line)
-                answer = self._pending.get(int(reply["id"]))
+                n = int(reply["id"])
             except (ValueError, KeyError, TypeError):
                 log.warning("probe helper: unreadable line %r", line[:200])
                 continue
-            if answer is not None and not answer.done():
+            entry = self._pending.get(n)
+            if entry is None:
+                continue  # its caller stopped waiting
+            sent_to, answer = entry
+            if sent_to is proc and not answer.done():
                 answer.set_result(reply)
         code = await proc.wait()
         if self._proc is proc:
             self._proc = None
-        for answer in list(self._pending.values()):
-            if not answer.done():
+        for sent_to, answer in list(self._pending.values()):  # this helper's only
+            if sent_to is proc and not answer.done():
                 answer.set_exception(ProbeHelperError(f"the probe helper ended (exit {code})"))
 
     async def _end(self, proc: asyncio.subprocess.Process) -> None:
