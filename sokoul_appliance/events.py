@@ -86,7 +86,7 @@ class CpuPlacementRequest:
 # thermal room (sokoul_appliance/thermal/): what the governor asks of the other rooms
 @dataclass(frozen=True)
 class TorrentLimitRequest:
-    factor: float  # multiply the configured rate limits by this; 1.0 restores them
+    factor: float  # the torrent room caps rates at thermal_base_limit x factor; 1.0 lifts it
     reason: str  # a sentence for the panel, e.g. "TZB0 at 76.0 °C (throttle at 75 °C)"
 
 

@@ -164,7 +164,8 @@ class StreamService:
         with self.bus.subscribe(PauseHeavyWork, ResumeHeavyWork) as sub:
             while True:
                 event = await sub.get()
-                # running streams go on (a viewer is watching); new conversions wait
+                # new conversions wait; running ones are frozen with the heavy slice by the
+                # cores room (on a systemd host), direct play goes on
                 self.heavy_paused = event.reason if isinstance(event, PauseHeavyWork) else None
 
     async def stop(self) -> None:
