@@ -33,6 +33,7 @@ async def test_probes_through_one_helper_as_ffprobe_answers(tmp_path: Path) -> N
     marker = tmp_path / "argv"
     # the prefix is what starts the helper (on the appliance: systemd-run into the slice)
     helper = ProbeHelper(lambda: ("sh", "-c", f'echo "$@" > {marker}; exec "$@"', "sh"))
+    fifo = tmp_path / "waiting.ts"
     try:
         got = await asyncio.gather(*(helper.probe(host, v) for v in videos))
         assert got == [await probe_file(host, v) for v in videos]
@@ -65,7 +66,6 @@ async def test_probes_through_one_helper_as_ffprobe_answers(tmp_path: Path) -> N
         # a probe in flight when the helper dies ends in ProbeHelperError (the caller probes
         # the file another way), never in a ProbeError stored against the file. A FIFO keeps
         # ffprobe waiting for data.
-        fifo = tmp_path / "waiting.ts"
         os.mkfifo(fifo)
         pending = asyncio.create_task(helper.probe(host, fifo))
         await asyncio.sleep(1.0)
@@ -75,14 +75,15 @@ async def test_probes_through_one_helper_as_ffprobe_answers(tmp_path: Path) -> N
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(ProbeHelperError, match="ended"):
             await asyncio.wait_for(pending, 10)
-        # let the orphaned ffprobe see the end of the FIFO and exit
-        for _ in range(100):
+    finally:
+        # also when an assertion failed: let an ffprobe waiting on the FIFO (orphaned or
+        # the helper's) see its end and exit, so that no process is left behind
+        for _ in range(100 if fifo.exists() else 0):
             try:
                 os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
                 break
             except OSError:  # ENXIO: no reader (yet, or any more)
                 await asyncio.sleep(0.05)
-    finally:
         await helper.close()
     assert helper.pid is None
 
